@@ -1,0 +1,170 @@
+//! Decoding Alipay's `application/x-www-form-urlencoded` callbacks exactly once, to bytes, and
+//! then from the charset the message names. Signatures are checked on those bytes (a GBK body is
+//! signed over GBK), so decoding here must neither guess nor repair.
+
+use encoding_rs::Encoding;
+
+/// More parameters than any Alipay callback carries (about 40); beyond it a body is hostile.
+pub const MAX_PARAMS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("invalid percent-encoding")]
+    PercentEncoding,
+    #[error("parameter without a name")]
+    EmptyKey,
+    #[error("parameter `{0}` appears more than once")]
+    Duplicate(String),
+    #[error("more than {MAX_PARAMS} parameters")]
+    TooMany,
+    #[error("unsupported charset `{0}`")]
+    Charset(String),
+    #[error("bytes are not valid {0}")]
+    Encoding(&'static str),
+}
+
+/// Parameters as percent-decoded bytes, in the charset of the message, in received order.
+#[derive(Debug, Clone, Default)]
+pub struct RawParams {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RawParams {
+    /// Parses a form body or a query string. A repeated key is refused: readers that take the
+    /// first or the last copy would disagree on what was signed.
+    pub fn parse(input: &[u8]) -> Result<Self, FormError> {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for segment in input.split(|b| *b == b'&').filter(|s| !s.is_empty()) {
+            if pairs.len() == MAX_PARAMS {
+                return Err(FormError::TooMany);
+            }
+            let (key, value) = match segment.iter().position(|b| *b == b'=') {
+                Some(at) => (&segment[..at], &segment[at + 1..]),
+                None => (segment, &segment[segment.len()..]),
+            };
+            let key = percent_decode(key)?;
+            if key.is_empty() {
+                return Err(FormError::EmptyKey);
+            }
+            if pairs.iter().any(|(k, _)| *k == key) {
+                return Err(FormError::Duplicate(
+                    String::from_utf8_lossy(&key).into_owned(),
+                ));
+            }
+            pairs.push((key, percent_decode(value)?));
+        }
+        Ok(Self { pairs })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+
+    /// The charset the message declares (`charset=`), UTF-8 when absent. Only the charsets Alipay
+    /// uses are accepted: UTF-8 and GBK (GB2312 is read as its superset GBK, as browsers do).
+    pub fn encoding(&self) -> Result<&'static Encoding, FormError> {
+        let Some(label) = self.get("charset") else {
+            return Ok(encoding_rs::UTF_8);
+        };
+        let encoding = Encoding::for_label_no_replacement(label)
+            .filter(|e| [encoding_rs::UTF_8, encoding_rs::GBK, encoding_rs::GB18030].contains(e))
+            .ok_or_else(|| FormError::Charset(String::from_utf8_lossy(label).into_owned()))?;
+        Ok(encoding)
+    }
+
+    /// The parameters as UTF-8 text, decoded strictly from the declared charset.
+    pub fn decode(&self) -> Result<Vec<(String, String)>, FormError> {
+        let encoding = self.encoding()?;
+        let text = |bytes: &[u8]| {
+            encoding
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .map(|cow| cow.into_owned())
+                .ok_or(FormError::Encoding(encoding.name()))
+        };
+        self.pairs
+            .iter()
+            .map(|(k, v)| Ok((text(k)?, text(v)?)))
+            .collect()
+    }
+}
+
+/// Form decoding of one key or value: `+` is a space, `%XX` a byte; a stray `%` is an error.
+fn percent_decode(input: &[u8]) -> Result<Vec<u8>, FormError> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut bytes = input.iter();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+                match (hex(bytes.next()), hex(bytes.next())) {
+                    (Some(high), Some(low)) => out.push((high * 16 + low) as u8),
+                    _ => return Err(FormError::PercentEncoding),
+                }
+            }
+            _ => out.push(byte),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent_exactly_once() {
+        let params = RawParams::parse(b"a=1+2%2B3&b=%2525&c=&d").unwrap();
+        assert_eq!(params.get("a"), Some(&b"1 2+3"[..]));
+        assert_eq!(params.get("b"), Some(&b"%25"[..]));
+        assert_eq!(params.get("c"), Some(&b""[..]));
+        assert_eq!(params.get("d"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn refuses_duplicates_bad_escapes_and_floods() {
+        assert_eq!(
+            RawParams::parse(b"total_amount=1&total_amount=2").unwrap_err(),
+            FormError::Duplicate("total_amount".into())
+        );
+        for bad in [&b"a=%"[..], b"a=%2", b"a=%zz", b"a=%%41"] {
+            assert_eq!(
+                RawParams::parse(bad).unwrap_err(),
+                FormError::PercentEncoding
+            );
+        }
+        assert_eq!(RawParams::parse(b"=1").unwrap_err(), FormError::EmptyKey);
+        let flood: Vec<u8> = (0..=MAX_PARAMS)
+            .map(|i| format!("k{i}=v&"))
+            .collect::<String>()
+            .into();
+        assert_eq!(RawParams::parse(&flood).unwrap_err(), FormError::TooMany);
+    }
+
+    #[test]
+    fn decodes_gbk_values_from_their_bytes() {
+        // "中文" in GBK is D6 D0 CE C4.
+        let params = RawParams::parse(b"charset=GBK&subject=%D6%D0%CE%C4").unwrap();
+        assert_eq!(params.get("subject"), Some(&[0xD6, 0xD0, 0xCE, 0xC4][..]));
+        let text = params.decode().unwrap();
+        assert_eq!(text[1], ("subject".into(), "中文".into()));
+    }
+
+    #[test]
+    fn refuses_bytes_invalid_in_the_declared_charset() {
+        let utf8 = RawParams::parse(b"charset=utf-8&subject=%D6%D0").unwrap();
+        assert_eq!(utf8.decode().unwrap_err(), FormError::Encoding("UTF-8"));
+        let unknown = RawParams::parse(b"charset=latin1").unwrap();
+        assert_eq!(
+            unknown.decode().unwrap_err(),
+            FormError::Charset("latin1".into())
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! Settings: `config/default.toml`, then an optional profile file, then environment variables
+//! (which win). Secrets are wrapped so that no `Debug` or error message can print them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::alipay::keys::{KeyError, PrivateKey, PublicKey};
+use crate::alipay::{Alipay, AlipayConfig, PRODUCTION_GATEWAY};
+
+/// Every setting, by the lower-case form of its environment variable name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database_url: String,
+    #[serde(default = "default_max_connections")]
+    pub database_max_connections: u32,
+    pub listen_addr: SocketAddr,
+    pub public_url: String,
+    pub alipay_app_id: Option<String>,
+    pub alipay_app_private_key: Option<SecretString>,
+    pub alipay_app_private_key_file: Option<PathBuf>,
+    pub alipay_public_key: Option<String>,
+    pub alipay_public_key_file: Option<PathBuf>,
+    pub alipay_seller_id: Option<String>,
+    #[serde(default = "default_gateway")]
+    pub alipay_gateway: String,
+    pub api_token: Option<SecretString>,
+    #[serde(default)]
+    pub checkout_open: bool,
+    #[serde(default = "default_expiry")]
+    pub order_expiry_minutes: u32,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_gateway() -> String {
+    PRODUCTION_GATEWAY.to_owned()
+}
+fn default_expiry() -> u32 {
+    30
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{setting}: cannot read {path}: {source}")]
+    Unreadable {
+        setting: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{setting}: {source}")]
+    BadKey {
+        setting: &'static str,
+        source: KeyError,
+    },
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+impl Settings {
+    /// Loads built-in defaults, `config/default.toml` (relative to the working directory), then
+    /// `profile`, then the environment.
+    pub fn load(profile: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment =
+            Figment::from(Toml::string(BUILT_IN_DEFAULTS)).merge(Toml::file("config/default.toml"));
+        if let Some(profile) = profile {
+            figment = figment.merge(Toml::file_exact(profile));
+        }
+        figment = figment.merge(Env::raw().only(&ENV_NAMES));
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// The merchant's Alipay integration, with both keys parsed and checked.
+    pub fn alipay(&self) -> Result<Alipay, ConfigError> {
+        let app_id = self
+            .alipay_app_id
+            .clone()
+            .ok_or(ConfigError::Missing("ALIPAY_APP_ID"))?;
+        let private = read_secret(
+            "ALIPAY_APP_PRIVATE_KEY",
+            self.alipay_app_private_key.as_ref(),
+            self.alipay_app_private_key_file.as_deref(),
+        )?;
+        let app_key =
+            PrivateKey::parse(private.expose_secret()).map_err(|source| ConfigError::BadKey {
+                setting: "ALIPAY_APP_PRIVATE_KEY",
+                source,
+            })?;
+        let public = read_secret(
+            "ALIPAY_PUBLIC_KEY",
+            self.alipay_public_key
+                .clone()
+                .map(SecretString::from)
+                .as_ref(),
+            self.alipay_public_key_file.as_deref(),
+        )?;
+        let alipay_key =
+            PublicKey::parse(public.expose_secret()).map_err(|source| ConfigError::BadKey {
+                setting: "ALIPAY_PUBLIC_KEY",
+                source,
+            })?;
+        let base = url::Url::parse(&self.public_url)
+            .map_err(|e| ConfigError::Invalid("PUBLIC_URL", e.to_string()))?;
+        let join = |path: &str| base.join(path).map(String::from);
+        let config = AlipayConfig {
+            app_id,
+            seller_id: self.alipay_seller_id.clone().filter(|s| !s.is_empty()),
+            gateway: self.alipay_gateway.clone(),
+            notify_url: join("alipay/notify")
+                .map_err(|e| ConfigError::Invalid("PUBLIC_URL", e.to_string()))?,
+            return_url: join("payment/success")
+                .map_err(|e| ConfigError::Invalid("PUBLIC_URL", e.to_string()))?,
+        };
+        Ok(Alipay::new(config, app_key, alipay_key))
+    }
+}
+
+/// Keys used when `config/default.toml` is not around (e.g. the binary run from another folder).
+const BUILT_IN_DEFAULTS: &str = r#"
+database_url = "sqlite:data/alipay-notify.db"
+listen_addr = "127.0.0.1:8000"
+public_url = "http://127.0.0.1:8000"
+"#;
+
+const ENV_NAMES: [&str; 15] = [
+    "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
+    "LISTEN_ADDR",
+    "PUBLIC_URL",
+    "ALIPAY_APP_ID",
+    "ALIPAY_APP_PRIVATE_KEY",
+    "ALIPAY_APP_PRIVATE_KEY_FILE",
+    "ALIPAY_PUBLIC_KEY",
+    "ALIPAY_PUBLIC_KEY_FILE",
+    "ALIPAY_SELLER_ID",
+    "ALIPAY_GATEWAY",
+    "API_TOKEN",
+    "CHECKOUT_OPEN",
+    "ORDER_EXPIRY_MINUTES",
+    "LOG_FORMAT",
+];
+
+/// A key given inline or as a file; the inline value wins. Errors name the setting only.
+fn read_secret(
+    setting: &'static str,
+    inline: Option<&SecretString>,
+    file: Option<&Path>,
+) -> Result<SecretString, ConfigError> {
+    if let Some(value) = inline.filter(|v| !v.expose_secret().trim().is_empty()) {
+        return Ok(value.clone());
+    }
+    let path = file.ok_or(ConfigError::Missing(setting))?;
+    std::fs::read_to_string(path)
+        .map(SecretString::from)
+        .map_err(|source| ConfigError::Unreadable {
+            setting,
+            path: path.to_owned(),
+            source,
+        })
+}

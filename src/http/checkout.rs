@@ -1,0 +1,131 @@
+//! The buyer's side: the shop form that sends a browser to Alipay, and the return_url page
+//! it comes back to. Neither ever marks an order paid; only verified notifications do.
+
+use axum::extract::{Form, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{pages, AppState, Error};
+use crate::alipay::form::RawParams;
+use crate::money::Amount;
+use crate::orders::input::OrderRequest;
+use crate::orders::{Created, Order, OrderStatus};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(shop))
+        .route("/alipay/create", post(create))
+        .route("/payment/success", get(payment_return))
+}
+
+async fn shop(State(state): State<AppState>) -> Html<String> {
+    Html(pages::shop(state.checkout_open).into_string())
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckoutForm {
+    out_trade_no: Option<String>,
+    subject: Option<String>,
+    total_amount: Option<String>,
+}
+
+/// Sends the browser to the gateway. The price of an existing order comes from the database; a
+/// new order from a form is accepted only when checkout is open.
+async fn create(
+    State(state): State<AppState>,
+    Form(form): Form<CheckoutForm>,
+) -> Result<Response, Error> {
+    let existing = match form.out_trade_no.as_deref().filter(|s| !s.is_empty()) {
+        Some(no) => state.store.order(no).await?,
+        None => None,
+    };
+    let order = match existing {
+        Some(order) => payable(order, form.total_amount.as_deref())?,
+        None if !state.checkout_open => {
+            return Err(Error::Forbidden(
+                "checkout is closed: orders are created through the API",
+            ))
+        }
+        None => {
+            let request = OrderRequest {
+                out_trade_no: form.out_trade_no,
+                subject: form.subject.unwrap_or_default(),
+                total_amount: form.total_amount.unwrap_or_default(),
+                body: None,
+            };
+            let new = request
+                .validate(OffsetDateTime::now_utc(), state.order_expiry)
+                .map_err(|e| Error::BadRequest(e.to_string()))?;
+            match state.store.create_order(&new).await? {
+                Created::New(order) => order,
+                // Raced with another request for the same number: same rules as an existing order.
+                Created::Existing(order) => payable(order, Some(&new.total_amount.to_string()))?,
+            }
+        }
+    };
+    tracing::info!(out_trade_no = %order.out_trade_no, "redirecting buyer to Alipay");
+    Ok(Redirect::to(&state.pay_url(&order)).into_response())
+}
+
+/// An existing order can be paid while pending and unexpired, at its stored amount only.
+fn payable(order: Order, form_amount: Option<&str>) -> Result<Order, Error> {
+    if order.status != OrderStatus::Pending {
+        return Err(Error::Conflict(format!(
+            "order {} is {}",
+            order.out_trade_no, order.status
+        )));
+    }
+    if order.expires_at <= OffsetDateTime::now_utc() {
+        return Err(Error::Conflict(format!(
+            "order {} has expired",
+            order.out_trade_no
+        )));
+    }
+    if let Some(amount) = form_amount.filter(|a| !a.is_empty()) {
+        if Amount::parse(amount.trim()).ok() != Some(order.total_amount) {
+            return Err(Error::Conflict(
+                "total_amount differs from the order's amount".into(),
+            ));
+        }
+    }
+    Ok(order)
+}
+
+/// Alipay's return_url. The signature is checked so the page never shows forged data, but the
+/// status shown is the stored one: the browser's word never marks an order paid.
+async fn payment_return(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let page = |status, markup: maud::Markup| {
+        (
+            status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Html(markup.into_string()),
+        )
+            .into_response()
+    };
+    let raw = RawParams::parse(query.unwrap_or_default().as_bytes());
+    let verified = match raw
+        .map_err(Into::into)
+        .and_then(|raw| state.alipay.verify_callback(&raw))
+    {
+        Ok(verified) => verified,
+        Err(error) => {
+            tracing::warn!(reason = error.reason(), "return_url rejected");
+            return page(StatusCode::BAD_REQUEST, pages::unverified());
+        }
+    };
+    let Some(out_trade_no) = verified.get("out_trade_no") else {
+        return page(StatusCode::BAD_REQUEST, pages::unverified());
+    };
+    match state.store.order(out_trade_no).await {
+        Ok(Some(order)) => page(StatusCode::OK, pages::order_status(&order)),
+        Ok(None) => page(StatusCode::NOT_FOUND, pages::unknown_order(out_trade_no)),
+        Err(error) => {
+            tracing::error!(error = ?error, "return_url: database error");
+            page(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable())
+        }
+    }
+}

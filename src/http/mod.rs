@@ -1,0 +1,121 @@
+//! The HTTP surface: routes, shared state and the middleware every request passes through.
+
+mod api;
+mod checkout;
+mod error;
+mod health;
+mod notify;
+mod pages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::Router;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::Error;
+
+use crate::alipay::pagepay::PagePay;
+use crate::alipay::Alipay;
+use crate::orders::{Order, OrderStore};
+
+/// Larger than any Alipay notification (a few KiB); bigger bodies are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// A client that has not sent its whole request by then is cut off (408).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a handler needs, passed explicitly.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn OrderStore>,
+    pub alipay: Arc<Alipay>,
+    /// `None` disables the JSON API: every call answers 401.
+    pub api_token: Option<Arc<SecretString>>,
+    /// Whether a browser form may create an order at its own price (demo shops only).
+    pub checkout_open: bool,
+    pub order_expiry: time::Duration,
+}
+
+impl AppState {
+    /// A freshly signed page-pay URL for a stored order.
+    pub fn pay_url(&self, order: &Order) -> String {
+        let request = PagePay {
+            out_trade_no: &order.out_trade_no,
+            total_amount: order.total_amount,
+            subject: &order.subject,
+            body: order.body.as_deref(),
+            time_expire: order.expires_at,
+        };
+        self.alipay
+            .page_pay_url(&request, OffsetDateTime::now_utc())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let csp = content_security_policy(&state.alipay.config.gateway);
+    let header = |name, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
+    Router::new()
+        .merge(health::router())
+        .merge(api::router())
+        .merge(checkout::router())
+        .merge(notify::router())
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                        let id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok());
+                        tracing::info_span!(
+                            "request",
+                            id = id.unwrap_or("-"),
+                            method = %request.method(),
+                            path = request.uri().path(),
+                        )
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                ))
+                .layer(RequestBodyTimeoutLayer::new(REQUEST_TIMEOUT))
+                .layer(header(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(header(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ))
+                .layer(header(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(header(header::CONTENT_SECURITY_POLICY, csp)),
+        )
+}
+
+/// Pages load nothing from elsewhere; forms may only go to us and (by redirect) the gateway.
+fn content_security_policy(gateway: &str) -> HeaderValue {
+    let origin = url::Url::parse(gateway)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {origin}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
+}

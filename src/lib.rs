@@ -1,0 +1,19 @@
+//! alipay-notify: take Alipay page payments safely.
+//!
+//! A reading guide:
+//! - [`alipay`]: the protocol. Keys, sign strings, signed page-pay URLs, verified callbacks.
+//! - [`money`]: amounts as integer fen.
+//! - [`orders`]: the order model, its state machine, and the Postgres and SQLite stores.
+//! - [`notify`]: the notify path, from raw body to committed verdict.
+//! - [`http`]: routes, state and middleware; errors become responses in one place.
+//! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line.
+
+pub mod alipay;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod money;
+pub mod notify;
+pub mod orders;
+pub mod startup;
+pub mod telemetry;

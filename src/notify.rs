@@ -1,0 +1,119 @@
+//! The notify path: from the raw body Alipay POSTs to a committed verdict. Nothing is trusted
+//! before its signature is verified, and nothing verified changes an order unless it matches it.
+
+use time::OffsetDateTime;
+
+use crate::alipay::callback::{CallbackError, Verified};
+use crate::alipay::form::{FormError, RawParams};
+use crate::alipay::notification::Notification;
+use crate::alipay::Alipay;
+use crate::money::Amount;
+use crate::orders::{AuditEntry, OrderStore, Outcome, PaymentEvent, Source, StoreError, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("malformed body: {0}")]
+    Malformed(#[from] FormError),
+    #[error("rejected: {0}")]
+    Rejected(CallbackError),
+    /// Genuine but inconsistent with our records; recorded, order untouched.
+    #[error("anomaly: {reason}")]
+    Anomaly {
+        reason: &'static str,
+        out_trade_no: Option<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl NotifyError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::Rejected(e) => e.reason(),
+            Self::Anomaly { reason, .. } => reason,
+            Self::Store(_) => "database",
+        }
+    }
+}
+
+/// Verifies, checks and applies one notification body. `Ok` means its effect (or the fact that
+/// it changes nothing) is committed and Alipay may be told `success`.
+pub async fn handle(
+    alipay: &Alipay,
+    store: &dyn OrderStore,
+    body: &[u8],
+    received_at: OffsetDateTime,
+) -> Result<Outcome, NotifyError> {
+    let raw = RawParams::parse(body)?;
+    let verified = alipay.verify_callback(&raw).map_err(|e| match e {
+        CallbackError::Form(form) => NotifyError::Malformed(form),
+        other => NotifyError::Rejected(other),
+    })?;
+    let entry = audit_entry(&verified, body, received_at);
+    let event = match check(alipay, &verified, body, received_at) {
+        Ok(event) => event,
+        Err(reason) => {
+            store.record_anomaly(&entry, reason).await?;
+            return Err(NotifyError::Anomaly {
+                reason,
+                out_trade_no: entry.out_trade_no,
+            });
+        }
+    };
+    let outcome = store.apply(&event).await?;
+    match (outcome.verdict, outcome.reason) {
+        (Verdict::Anomaly, reason) => Err(NotifyError::Anomaly {
+            reason: reason.unwrap_or("anomaly"),
+            out_trade_no: Some(event.out_trade_no),
+        }),
+        _ => Ok(outcome),
+    }
+}
+
+/// The checks Alipay requires of merchants that need no database: the message is complete, and
+/// it is addressed to our app and (when configured) our seller account.
+fn check(
+    alipay: &Alipay,
+    verified: &Verified,
+    body: &[u8],
+    received_at: OffsetDateTime,
+) -> Result<PaymentEvent, &'static str> {
+    let notification =
+        Notification::from_verified(verified).map_err(|_| "incomplete_notification")?;
+    if notification.app_id != alipay.config.app_id {
+        return Err("app_id_mismatch");
+    }
+    if let Some(seller) = &alipay.config.seller_id {
+        if notification.seller_id.as_ref() != Some(seller) {
+            return Err("seller_id_mismatch");
+        }
+    }
+    Ok(PaymentEvent {
+        source: Source::Notify,
+        notify_id: Some(notification.notify_id),
+        out_trade_no: notification.out_trade_no,
+        trade_no: notification.trade_no,
+        trade_status: notification.trade_status,
+        total_amount: notification.total_amount,
+        buyer_id: notification.buyer_id,
+        paid_at: notification.gmt_payment,
+        refunded: notification
+            .refund_fee
+            .is_some_and(|fee| Amount::parse(&fee).is_ok()),
+        raw: body.to_vec(),
+        received_at,
+    })
+}
+
+fn audit_entry(verified: &Verified, body: &[u8], received_at: OffsetDateTime) -> AuditEntry {
+    let field = |key| verified.get(key).map(str::to_owned);
+    AuditEntry {
+        source: Source::Notify.as_str(),
+        notify_id: field("notify_id"),
+        out_trade_no: field("out_trade_no"),
+        trade_status: field("trade_status"),
+        raw: body.to_vec(),
+        received_at,
+    }
+}

@@ -1,0 +1,11 @@
+//! Orders: the model, the state machine that moves them, and the stores that keep them.
+
+pub mod input;
+pub mod model;
+mod postgres;
+pub mod repository;
+mod sqlite;
+pub mod state;
+
+pub use model::{NewOrder, Order, OrderStatus, Outcome, PaymentEvent, Source, Verdict};
+pub use repository::{connect, AuditEntry, Created, OrderStore, StoreError};

@@ -1,0 +1,86 @@
+//! Building and running the service: store, keys, router and listener, with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::orders::{self, OrderStore};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects the database, applies migrations, parses keys and binds the listen address
+    /// (port 0 picks a free port; ask `address()` which).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let alipay = settings.alipay()?;
+        let store =
+            orders::connect(&settings.database_url, settings.database_max_connections).await?;
+        store.migrate().await?;
+        let listener = TcpListener::bind(settings.listen_addr).await?;
+        let api_token = settings
+            .api_token
+            .clone()
+            .filter(|t| !t.expose_secret().is_empty())
+            .map(Arc::new);
+        if api_token.is_none() {
+            tracing::warn!("API_TOKEN is not set: the JSON API answers 401 to every call");
+        }
+        let state = AppState {
+            store,
+            alipay: Arc::new(alipay),
+            api_token: api_token as Option<Arc<SecretString>>,
+            checkout_open: settings.checkout_open,
+            order_expiry: time::Duration::minutes(settings.order_expiry_minutes.into()),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> Arc<dyn OrderStore> {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(address = %self.address(), "listening");
+        axum::serve(self.listener, http::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
