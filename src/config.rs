@@ -85,10 +85,23 @@ impl Settings {
         if let Some(profile) = profile {
             figment = figment.merge(Toml::file_exact(profile));
         }
-        figment = figment.merge(Env::raw().only(&ENV_NAMES));
+        figment = figment.merge(Env::raw().only(&TYPED_ENV));
+        for name in TEXT_ENV {
+            if let Ok(value) = std::env::var(name) {
+                // Merged as text: Env would read an all-digit app_id or token as a number.
+                figment = figment.merge((name.to_ascii_lowercase(), value));
+            }
+        }
         figment
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// The built-in defaults alone, ignoring files and the environment (tests, embedding).
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(BUILT_IN_DEFAULTS))
+            .extract()
+            .expect("built-in defaults are valid")
     }
 
     /// The merchant's Alipay integration, with both keys parsed and checked.
@@ -143,10 +156,17 @@ listen_addr = "127.0.0.1:8000"
 public_url = "http://127.0.0.1:8000"
 "#;
 
-const ENV_NAMES: [&str; 15] = [
-    "DATABASE_URL",
+/// Environment variables parsed as numbers or booleans.
+const TYPED_ENV: [&str; 4] = [
     "DATABASE_MAX_CONNECTIONS",
     "LISTEN_ADDR",
+    "CHECKOUT_OPEN",
+    "ORDER_EXPIRY_MINUTES",
+];
+
+/// Environment variables taken verbatim as text.
+const TEXT_ENV: [&str; 11] = [
+    "DATABASE_URL",
     "PUBLIC_URL",
     "ALIPAY_APP_ID",
     "ALIPAY_APP_PRIVATE_KEY",
@@ -156,8 +176,6 @@ const ENV_NAMES: [&str; 15] = [
     "ALIPAY_SELLER_ID",
     "ALIPAY_GATEWAY",
     "API_TOKEN",
-    "CHECKOUT_OPEN",
-    "ORDER_EXPIRY_MINUTES",
     "LOG_FORMAT",
 ];
 

@@ -1,0 +1,343 @@
+//! `spawn_app()` and friends: the real service on port 0 over a fresh database, plus an Alipay
+//! key to sign notifications with, as Alipay would.
+
+use std::sync::{Arc, OnceLock};
+
+use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
+use alipay_notify::config::Settings;
+use alipay_notify::orders::{NewOrder, Order, OrderStore};
+use alipay_notify::startup::Application;
+use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
+use secrecy::SecretString;
+use sqlx::Connection;
+
+pub const APP_ID: &str = "2021000000000001";
+pub const SELLER_ID: &str = "2088000000000001";
+pub const API_TOKEN: &str = "test-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed test body once per database: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Db::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub struct Keys {
+    pub app: PrivateKey,
+    pub alipay: PrivateKey,
+    /// A key Alipay never had: what a forger signs with.
+    pub forger: PrivateKey,
+}
+
+/// Generated once per test binary: RSA key generation is slow.
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        app: PrivateKey::generate(),
+        alipay: PrivateKey::generate(),
+        forger: PrivateKey::generate(),
+    })
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn OrderStore>,
+    pub database_url: String,
+    _database: TestDatabase,
+}
+
+/// Settings for a test service on `database_url`; tweak before `spawn_with`.
+pub fn settings(database_url: &str) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.database_url = database_url.to_owned();
+    settings.database_max_connections = 20;
+    settings.listen_addr = "127.0.0.1:0".parse().unwrap();
+    settings.public_url = "https://shop.example.com/".into();
+    settings.alipay_app_id = Some(APP_ID.into());
+    settings.alipay_seller_id = Some(SELLER_ID.into());
+    settings.alipay_app_private_key = Some(SecretString::from(keys().app.to_pkcs8_pem()));
+    settings.alipay_public_key = Some(keys().alipay.public_key_base64());
+    settings.alipay_gateway = "https://openapi.alipay.com/gateway.do".into();
+    settings.api_token = Some(SecretString::from(API_TOKEN));
+    settings
+}
+
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_with(db, |_| {}).await
+}
+
+pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let database = TestDatabase::create(db).await;
+    let mut settings = settings(&database.url);
+    configure(&mut settings);
+    start(settings, database).await
+}
+
+/// A second service instance on the same database as `app` (several instances, one Postgres).
+pub async fn spawn_sibling(app: &TestApp) -> TestApp {
+    let settings = settings(&app.database_url);
+    start(settings, TestDatabase::shared(&app.database_url)).await
+}
+
+async fn start(settings: Settings, database: TestDatabase) -> TestApp {
+    let app = Application::build(&settings)
+        .await
+        .expect("the service starts");
+    let address = format!("http://{}", app.address());
+    let store = app.store();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        store,
+        database_url: settings.database_url,
+        _database: database,
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        alipay_notify::telemetry::init(alipay_notify::config::LogFormat::Text);
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// POSTs a notification body as Alipay does; returns the status and the reply text.
+    pub async fn notify(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let response = self
+            .client
+            .post(self.url("/alipay/notify"))
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("notify request");
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Stores a pending order directly, as `POST /api/orders` would.
+    pub async fn pending_order(&self, out_trade_no: &str, amount: &str) -> Order {
+        let now = time::OffsetDateTime::now_utc();
+        let new = NewOrder {
+            out_trade_no: out_trade_no.into(),
+            subject: "Oolong tea".into(),
+            body: None,
+            total_amount: amount.parse().unwrap(),
+            created_at: now,
+            expires_at: now + time::Duration::minutes(30),
+        };
+        match self.store.create_order(&new).await.unwrap() {
+            alipay_notify::orders::Created::New(order) => order,
+            other => panic!("order {out_trade_no} already existed: {other:?}"),
+        }
+    }
+
+    pub async fn order(&self, out_trade_no: &str) -> Order {
+        self.store
+            .order(out_trade_no)
+            .await
+            .unwrap()
+            .expect("order exists")
+    }
+
+    /// Verdicts of the audit rows for an order, oldest first.
+    pub async fn verdicts(&self, out_trade_no: &str) -> Vec<String> {
+        let log = self.store.audit_log(out_trade_no).await.unwrap();
+        log.into_iter().map(|entry| entry.verdict).collect()
+    }
+}
+
+/// The parameters of a page-pay TRADE_SUCCESS notification for `out_trade_no`.
+pub fn trade_success(out_trade_no: &str, amount: &str) -> Vec<(String, String)> {
+    [
+        ("notify_time", "2026-11-28 23:10:05"),
+        ("notify_type", "trade_status_sync"),
+        ("notify_id", &format!("2026112800222231005{out_trade_no}")),
+        ("app_id", APP_ID),
+        ("auth_app_id", APP_ID),
+        ("charset", "utf-8"),
+        ("version", "1.0"),
+        ("sign_type", "RSA2"),
+        ("trade_no", &format!("2026112822001{out_trade_no}")),
+        ("out_trade_no", out_trade_no),
+        ("buyer_id", "2088102177846880"),
+        ("buyer_logon_id", "abc***@example.com"),
+        ("seller_id", SELLER_ID),
+        ("seller_email", "shop@example.com"),
+        ("trade_status", "TRADE_SUCCESS"),
+        ("total_amount", amount),
+        ("receipt_amount", amount),
+        ("buyer_pay_amount", amount),
+        ("point_amount", "0.00"),
+        ("subject", "Oolong tea"),
+        ("gmt_create", "2026-11-28 23:09:50"),
+        ("gmt_payment", "2026-11-28 23:10:04"),
+        (
+            "fund_bill_list",
+            &format!("[{{\"amount\":\"{amount}\",\"fundChannel\":\"ALIPAYACCOUNT\"}}]"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Replaces (or adds) a parameter.
+pub fn with(mut params: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
+    match params.iter_mut().find(|(k, _)| k == key) {
+        Some(pair) => pair.1 = value.to_owned(),
+        None => params.push((key.to_owned(), value.to_owned())),
+    }
+    params
+}
+
+/// Signs like Alipay (everything but sign and sign_type, sorted, empty dropped) with `key`, and
+/// encodes the form body; values are taken as bytes in whatever charset the caller chose.
+pub fn signed_body_bytes(params: &[(String, Vec<u8>)], key: &PrivateKey) -> Vec<u8> {
+    let content = sign_content(
+        params.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())),
+        CALLBACK_EXCLUDED,
+    );
+    let sign = key.sign(&content);
+    let mut pairs: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v, NON_ALPHANUMERIC)))
+        .collect();
+    pairs.push(format!(
+        "sign={}",
+        percent_encode(sign.as_bytes(), NON_ALPHANUMERIC)
+    ));
+    pairs.join("&").into_bytes()
+}
+
+pub fn signed_body(params: &[(String, String)], key: &PrivateKey) -> String {
+    let bytes: Vec<(String, Vec<u8>)> = params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    String::from_utf8(signed_body_bytes(&bytes, key)).unwrap()
+}
+
+/// Signed by Alipay's key: a genuine notification.
+pub fn genuine(params: &[(String, String)]) -> String {
+    signed_body(params, &keys().alipay)
+}
+
+/// A database of its own for one test: a SQLite file in a temp dir, or a fresh Postgres database
+/// dropped when the test ends.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Option<Cleanup>,
+}
+
+enum Cleanup {
+    SqliteDir(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+/// The Postgres server the tests use. Unreachable is a failure, never a skip.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDatabase {
+    pub async fn create(db: Db) -> Self {
+        match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite:{}", dir.path().join("test.db").display());
+                Self {
+                    url,
+                    cleanup: Some(Cleanup::SqliteDir(dir)),
+                }
+            }
+            Db::Postgres => {
+                let admin_url = postgres_admin_url();
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                        "Postgres tests need a server at TEST_DATABASE_URL ({admin_url}): {e}. \
+                         Start it (see README) — these tests fail rather than skip."
+                    )
+                    });
+                let name = format!("alipay_notify_test_{}", uuid_like());
+                sqlx::query(&format!("create database {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                Self {
+                    url: url.into(),
+                    cleanup: Some(Cleanup::Postgres { admin_url, name }),
+                }
+            }
+        }
+    }
+
+    fn shared(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            cleanup: None,
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(Cleanup::Postgres { admin_url, name }) = self.cleanup.take() {
+            // Drop runs inside the test's runtime; use a thread with its own to wait for the drop.
+            let dropper = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let sql = format!("drop database if exists {name} with (force)");
+                        let _ = sqlx::query(&sql).execute(&mut admin).await;
+                    }
+                });
+            });
+            let _ = dropper.join();
+        }
+    }
+}

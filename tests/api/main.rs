@@ -1,0 +1,9 @@
+//! Integration tests: each starts the real service on a random port, on SQLite and on Postgres,
+//! and talks HTTP to it.
+
+mod helpers;
+
+mod checkout;
+mod cli;
+mod notify;
+mod orders_api;
