@@ -197,3 +197,59 @@ fn read_secret(
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn environment_beats_profile_beats_default_file() {
+        Jail::expect_with(|jail| {
+            jail.create_dir("config")?;
+            jail.create_file(
+                "config/default.toml",
+                "listen_addr = \"127.0.0.1:9000\"\npublic_url = \"https://a.example\"\ncheckout_open = false",
+            )?;
+            jail.create_file(
+                "prod.toml",
+                "public_url = \"https://b.example\"\ncheckout_open = true",
+            )?;
+            jail.set_env("PUBLIC_URL", "https://c.example");
+            jail.set_env("ALIPAY_APP_ID", "2021000000000001");
+            jail.set_env("API_TOKEN", "12345");
+
+            let settings = Settings::load(Some(Path::new("prod.toml"))).expect("loads");
+
+            assert_eq!(settings.listen_addr.port(), 9000);
+            assert!(settings.checkout_open);
+            assert_eq!(settings.public_url, "https://c.example");
+            assert_eq!(settings.alipay_app_id.as_deref(), Some("2021000000000001"));
+            assert_eq!(
+                settings
+                    .api_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned()),
+                Some("12345".into())
+            );
+            assert_eq!(settings.alipay_gateway, PRODUCTION_GATEWAY);
+            assert!(settings.database_url.starts_with("sqlite:"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        Jail::expect_with(|jail| {
+            jail.set_env("API_TOKEN", "hunter2-token");
+            jail.set_env("ALIPAY_APP_PRIVATE_KEY", "MIIEsecretkeymaterial");
+            let settings = Settings::load(None).expect("loads");
+            let debug = format!("{settings:?}");
+            assert!(
+                !debug.contains("hunter2") && !debug.contains("secretkeymaterial"),
+                "{debug}"
+            );
+            Ok(())
+        });
+    }
+}
