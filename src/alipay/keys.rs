@@ -3,7 +3,7 @@
 //! Alipay's console shows. Errors never contain key material.
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::rsa::{KeyPair, KeySize, RsaParameters};
 use aws_lc_rs::signature::{KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -40,7 +40,8 @@ impl std::fmt::Debug for PublicKey {
 
 /// Either PEM with its label, or bare base64 (whitespace and line breaks ignored).
 fn der_of(text: &str) -> Result<(Option<String>, Vec<u8>), KeyError> {
-    let text = text.trim();
+    // Editors on Windows save PEM files with a byte-order mark.
+    let text = text.trim().trim_start_matches('\u{feff}').trim();
     if text.starts_with("-----BEGIN") {
         let pem = pem::parse(text).map_err(|_| KeyError::Pem)?;
         return Ok((Some(pem.tag().to_owned()), pem.into_contents()));
@@ -114,9 +115,16 @@ impl PublicKey {
             None | Some("PUBLIC KEY") | Some("RSA PUBLIC KEY") => {}
             Some(other) => return Err(KeyError::Label(other.into(), "PUBLIC KEY")),
         }
+        let rejected = || KeyError::Rejected("SPKI or PKCS#1 public");
+        // Parsing alone accepts short keys that RSA2 verification then always refuses.
+        let key = aws_lc_rs::rsa::PublicKey::from_der(&der).map_err(|_| rejected())?;
+        let bits = RsaParameters::public_modulus_len(key.as_ref()).map_err(|_| rejected())?;
+        if bits < 2048 {
+            return Err(rejected());
+        }
         ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
             .map(Self)
-            .map_err(|_| KeyError::Rejected("SPKI or PKCS#1 public"))
+            .map_err(|_| rejected())
     }
 
     /// Verifies a base64 RSA2 signature over `content`.
@@ -127,5 +135,30 @@ impl PublicKey {
         self.0
             .verify_sig(content, &signature)
             .map_err(|_| BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_public_keys_are_refused_at_parse_time() {
+        // RSA-1024 SPKI made with `openssl genpkey -pkeyopt rsa_keygen_bits:1024 | openssl pkey -pubout`.
+        let short = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDNmWU76Ab6R3WgpxoYV8f/yJMLc97EWjN6APf5VNBVx7hQS8/bZvjR59np+WV6tqmYG/xrExfLFl3oIt9EtfgjUJ2knNqcLORGbQROW8V8JJDEAqUrqgwOcKMDnJ4VUdJtn2bKTX3BFNpCmRyFYt4nYDJgFVxhPlQ/LkzGzk8k3QIDAQAB";
+        assert!(PublicKey::parse(short).is_err());
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_pem_is_ignored() {
+        let key = PrivateKey::generate();
+        let pem = format!(
+            "\u{feff}{}",
+            pem::encode(&pem::Pem::new(
+                "PUBLIC KEY",
+                STANDARD.decode(key.public_key_base64()).unwrap()
+            ))
+        );
+        assert!(PublicKey::parse(&pem).is_ok());
     }
 }
