@@ -7,7 +7,6 @@ use crate::alipay::callback::{CallbackError, Verified};
 use crate::alipay::form::{FormError, RawParams};
 use crate::alipay::notification::Notification;
 use crate::alipay::Alipay;
-use crate::money::Amount;
 use crate::orders::{AuditEntry, OrderStore, Outcome, PaymentEvent, Source, StoreError, Verdict};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,9 +97,8 @@ fn check(
         total_amount: notification.total_amount,
         buyer_id: notification.buyer_id,
         paid_at: notification.gmt_payment,
-        refunded: notification
-            .refund_fee
-            .is_some_and(|fee| Amount::parse(&fee).is_ok()),
+        refund_fee: notification.refund_fee,
+        out_request_no: notification.out_biz_no,
         raw: body.to_vec(),
         received_at,
     })

@@ -4,9 +4,11 @@
 pub mod callback;
 pub mod clock;
 pub mod form;
+pub mod gateway;
 pub mod keys;
 pub mod notification;
 pub mod pagepay;
+pub mod response;
 pub mod sign;
 
 use keys::{PrivateKey, PublicKey};
@@ -39,6 +41,11 @@ impl Alipay {
             app_key,
             alipay_key,
         }
+    }
+
+    /// Alipay's public key, for verifying what the gateway sends.
+    pub fn alipay_key(&self) -> &PublicKey {
+        &self.alipay_key
     }
 
     /// Verifies a notification or return_url parameter set with Alipay's public key.

@@ -61,7 +61,9 @@ pub struct Notification {
     pub buyer_id: Option<String>,
     pub gmt_payment: Option<OffsetDateTime>,
     /// Cumulative refunded amount, present on refund notifications.
-    pub refund_fee: Option<String>,
+    pub refund_fee: Option<Amount>,
+    /// The refund request (`out_request_no`) a refund notification reports on.
+    pub out_biz_no: Option<String>,
 }
 
 impl Notification {
@@ -85,7 +87,11 @@ impl Notification {
                 .map_err(|_| NotificationError::Invalid("total_amount"))?,
             buyer_id: optional("buyer_id"),
             gmt_payment,
-            refund_fee: optional("refund_fee"),
+            // "0.00" means nothing refunded; Amount refuses zero, so it reads as no refund.
+            refund_fee: params
+                .get("refund_fee")
+                .and_then(|fee| Amount::parse(fee).ok()),
+            out_biz_no: optional("out_biz_no"),
         })
     }
 }

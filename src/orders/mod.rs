@@ -7,5 +7,10 @@ pub mod repository;
 mod sqlite;
 pub mod state;
 
-pub use model::{NewOrder, Order, OrderStatus, Outcome, PaymentEvent, Source, Verdict};
-pub use repository::{connect, AuditEntry, Created, OrderStore, StoreError};
+pub use model::{
+    NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund, RefundStatus, Source,
+    Verdict,
+};
+pub use repository::{
+    connect, AuditEntry, Created, OrderStore, RefundRefused, RefundStart, StoreError,
+};

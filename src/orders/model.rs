@@ -48,6 +48,12 @@ pub struct Order {
     pub trade_no: Option<String>,
     pub buyer_id: Option<String>,
     pub alipay_trade_status: Option<String>,
+    /// Refunded so far, as Alipay last reported it (cumulative `refund_fee`).
+    #[serde(
+        rename = "refunded_amount",
+        serialize_with = "crate::money::serialize_fen"
+    )]
+    pub refunded_fen: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -69,11 +75,13 @@ pub struct NewOrder {
     pub expires_at: OffsetDateTime,
 }
 
-/// Where word of a trade came from: Alipay's notification, or our own query of the trade.
+/// Where word of a trade came from: Alipay's notification, our query of the trade, or the
+/// answer to our refund request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Notify,
     Query,
+    Refund,
 }
 
 impl Source {
@@ -81,6 +89,7 @@ impl Source {
         match self {
             Self::Notify => "notify",
             Self::Query => "query",
+            Self::Refund => "refund",
         }
     }
 }
@@ -96,8 +105,10 @@ pub struct PaymentEvent {
     pub total_amount: Amount,
     pub buyer_id: Option<String>,
     pub paid_at: Option<OffsetDateTime>,
-    /// Alipay reported money refunded (`refund_fee` above zero).
-    pub refunded: bool,
+    /// Cumulative refunded amount, when the event reports refunds (`refund_fee`).
+    pub refund_fee: Option<Amount>,
+    /// The refund request this event settles (`out_biz_no` in notifications).
+    pub out_request_no: Option<String>,
     pub raw: Vec<u8>,
     pub received_at: OffsetDateTime,
 }
@@ -150,4 +161,51 @@ pub struct Outcome {
     pub verdict: Verdict,
     pub reason: Option<&'static str>,
     pub order: Option<Order>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One refund request of an order, identified by its `out_request_no`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refund {
+    pub out_request_no: String,
+    pub amount: Amount,
+    pub reason: Option<String>,
+    pub status: RefundStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A refund about to be requested.
+#[derive(Debug, Clone)]
+pub struct NewRefund {
+    pub out_trade_no: String,
+    pub out_request_no: String,
+    pub amount: Amount,
+    pub reason: Option<String>,
+    pub requested_at: OffsetDateTime,
 }

@@ -6,7 +6,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
 use time::OffsetDateTime;
 
-use super::model::{AuditRecord, NewOrder, Order, OrderStatus, Outcome, PaymentEvent};
+use super::model::{
+    AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
+};
 use super::repository::*;
 
 pub struct PgStore {
@@ -37,6 +39,19 @@ impl PgStore {
             .fetch_optional(conn)
             .await?;
         row.map(Order::try_from).transpose()
+    }
+
+    async fn find_refund(
+        conn: &mut PgConnection,
+        out_trade_no: &str,
+        out_request_no: &str,
+    ) -> Result<Option<Refund>, StoreError> {
+        let row: Option<RefundRow> = sqlx::query_as(SELECT_REFUND)
+            .bind(out_trade_no)
+            .bind(out_request_no)
+            .fetch_optional(conn)
+            .await?;
+        row.map(Refund::try_from).transpose()
     }
 
     async fn insert_audit(
@@ -120,8 +135,10 @@ impl OrderStore for PgStore {
     async fn apply(&self, event: &PaymentEvent) -> Result<Outcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let order = Self::find(&mut tx, &event.out_trade_no, true).await?;
+        let refunded_before = order.as_ref().map_or(0, |o| o.refunded_fen);
         let plan = Plan::new(order, event);
         if let (Some(change), Some(order)) = (&plan.change, plan.order()) {
+            let now = OffsetDateTime::now_utc();
             sqlx::query(UPDATE_ORDER)
                 .bind(&order.out_trade_no)
                 .bind(change.status.as_str())
@@ -130,9 +147,19 @@ impl OrderStore for PgStore {
                 .bind(&order.buyer_id)
                 .bind(order.paid_at)
                 .bind(order.closed_at)
-                .bind(OffsetDateTime::now_utc())
+                .bind(now)
+                .bind(order.refunded_fen)
                 .execute(&mut *tx)
                 .await?;
+            if let Some((out_request_no, grew_by)) = settled_refund(&plan, event, refunded_before) {
+                sqlx::query(SETTLE_REFUND)
+                    .bind(&order.out_trade_no)
+                    .bind(out_request_no)
+                    .bind(grew_by)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         let outcome = plan.outcome;
         Self::insert_audit(
@@ -159,5 +186,83 @@ impl OrderStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(AuditRecord::from).collect())
+    }
+
+    async fn claim_for_reconciliation(
+        &self,
+        now: OffsetDateTime,
+        created_before: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<Order>, StoreError> {
+        let sql = format!(
+            "update payment_order set lease_until = $1 where out_trade_no in ( \
+               select out_trade_no from payment_order where status = 'pending' and created_at <= $2 \
+               and (lease_until is null or lease_until <= $3) order by created_at limit $4 \
+               for update skip locked) returning {ORDER_COLUMNS}"
+        );
+        let rows: Vec<OrderRow> = sqlx::query_as(&sql)
+            .bind(lease_until)
+            .bind(created_before)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(Order::try_from).collect()
+    }
+
+    async fn begin_refund(
+        &self,
+        refund: &NewRefund,
+    ) -> Result<Result<RefundStart, RefundRefused>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let order = Self::find(&mut tx, &refund.out_trade_no, true).await?;
+        let existing =
+            Self::find_refund(&mut tx, &refund.out_trade_no, &refund.out_request_no).await?;
+        let (committed,): (i64,) = sqlx::query_as(COMMITTED_REFUNDS)
+            .bind(&refund.out_trade_no)
+            .fetch_one(&mut *tx)
+            .await?;
+        match refund_allowed(order.as_ref(), existing, committed, refund) {
+            Err(refused) => return Ok(Err(refused)),
+            Ok(Some(existing)) => return Ok(Ok(existing)),
+            Ok(None) => {}
+        }
+        sqlx::query(INSERT_REFUND)
+            .bind(&refund.out_trade_no)
+            .bind(&refund.out_request_no)
+            .bind(refund.amount.fen())
+            .bind(&refund.reason)
+            .bind(refund.requested_at)
+            .execute(&mut *tx)
+            .await?;
+        let stored =
+            Self::find_refund(&mut tx, &refund.out_trade_no, &refund.out_request_no).await?;
+        tx.commit().await?;
+        let stored = stored.ok_or_else(|| StoreError::Corrupt("refund vanished".into()))?;
+        Ok(Ok(RefundStart::New(stored)))
+    }
+
+    async fn fail_refund(
+        &self,
+        out_trade_no: &str,
+        out_request_no: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(FAIL_REFUND)
+            .bind(out_trade_no)
+            .bind(out_request_no)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn refunds(&self, out_trade_no: &str) -> Result<Vec<Refund>, StoreError> {
+        let rows: Vec<RefundRow> = sqlx::query_as(SELECT_REFUNDS)
+            .bind(out_trade_no)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(Refund::try_from).collect()
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::model::{AuditRecord, NewOrder, Order, OrderStatus, Outcome, PaymentEvent, Verdict};
+use super::model::{
+    AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
+    RefundStatus, Verdict,
+};
 use super::state::{decide, Change, Decision};
 use crate::money::Amount;
 
@@ -20,6 +23,26 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL; expected postgres://… or sqlite:…")]
     UnsupportedUrl,
+}
+
+/// Whether `begin_refund` recorded a new request or found this `out_request_no` already.
+#[derive(Debug, Clone)]
+pub enum RefundStart {
+    New(Refund),
+    Existing(Refund),
+}
+
+/// Why a refund cannot be requested; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundRefused {
+    #[error("no such order")]
+    NotFound,
+    #[error("only paid orders can be refunded; this one is {0}")]
+    NotPaid(OrderStatus),
+    #[error("out_request_no was already used for a different amount")]
+    RequestConflict,
+    #[error("refunds would exceed the paid amount; at most {} can still be refunded", crate::money::format_fen(*.refundable_fen))]
+    Exceeds { refundable_fen: i64 },
 }
 
 /// Whether `create_order` stored a new order or found one with that out_trade_no already.
@@ -46,6 +69,30 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Records a verified message that fails the checks made before the order is read.
     async fn record_anomaly(&self, entry: &AuditEntry, reason: &str) -> Result<(), StoreError>;
     async fn audit_log(&self, out_trade_no: &str) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Leases up to `limit` pending orders created before `created_before` whose lease has
+    /// run out, until `lease_until`: the orders this instance reconciles now. Another instance
+    /// claiming at the same time gets other orders.
+    async fn claim_for_reconciliation(
+        &self,
+        now: OffsetDateTime,
+        created_before: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<Order>, StoreError>;
+    /// Records a pending refund request, checking in the same transaction (order row locked)
+    /// that refunds never exceed the paid amount.
+    async fn begin_refund(
+        &self,
+        refund: &NewRefund,
+    ) -> Result<Result<RefundStart, RefundRefused>, StoreError>;
+    /// Marks a pending refund failed (Alipay refused it), freeing its amount.
+    async fn fail_refund(
+        &self,
+        out_trade_no: &str,
+        out_request_no: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    async fn refunds(&self, out_trade_no: &str) -> Result<Vec<Refund>, StoreError>;
 }
 
 /// Connects to `postgres://…` or `sqlite:…`.
@@ -86,7 +133,7 @@ impl From<&PaymentEvent> for AuditEntry {
 }
 
 pub(super) const ORDER_COLUMNS: &str = "out_trade_no, subject, body, total_fen, status, trade_no, \
-     buyer_id, alipay_trade_status, created_at, expires_at, paid_at, closed_at";
+     buyer_id, alipay_trade_status, refunded_fen, created_at, expires_at, paid_at, closed_at";
 
 pub(super) const INSERT_ORDER: &str = "insert into payment_order (out_trade_no, subject, body, \
      total_fen, status, created_at, updated_at, expires_at) values ($1, $2, $3, $4, 'pending', $5, $5, $6) \
@@ -95,11 +142,35 @@ pub(super) const INSERT_ORDER: &str = "insert into payment_order (out_trade_no, 
 pub(super) const UPDATE_ORDER: &str =
     "update payment_order set status = $2, alipay_trade_status = $3, \
      trade_no = coalesce(trade_no, $4), buyer_id = coalesce(buyer_id, $5), \
-     paid_at = coalesce(paid_at, $6), closed_at = coalesce(closed_at, $7), updated_at = $8 \
-     where out_trade_no = $1";
+     paid_at = coalesce(paid_at, $6), closed_at = coalesce(closed_at, $7), updated_at = $8, \
+     refunded_fen = $9 where out_trade_no = $1";
 
 pub(super) const INSERT_AUDIT: &str = "insert into notification (source, notify_id, out_trade_no, \
      trade_status, verdict, reason, raw_body, received_at) values ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// The refund an event settles: ours (marked succeeded) or one made elsewhere, e.g. in Alipay's
+/// console (recorded with the amount by which the cumulative refund grew).
+pub(super) const SETTLE_REFUND: &str = "insert into refund (out_trade_no, out_request_no, amount_fen, \
+     reason, status, created_at, updated_at) values ($1, $2, $3, null, 'succeeded', $4, $4) \
+     on conflict (out_trade_no, out_request_no) do update set status = 'succeeded', updated_at = $4";
+
+pub(super) const SELECT_REFUND: &str =
+    "select out_request_no, amount_fen, reason, status, created_at, \
+     updated_at from refund where out_trade_no = $1 and out_request_no = $2";
+
+pub(super) const SELECT_REFUNDS: &str =
+    "select out_request_no, amount_fen, reason, status, created_at, \
+     updated_at from refund where out_trade_no = $1 order by created_at, out_request_no";
+
+pub(super) const COMMITTED_REFUNDS: &str =
+    "select coalesce(sum(amount_fen), 0) from refund where out_trade_no = $1 and status <> 'failed'";
+
+pub(super) const INSERT_REFUND: &str =
+    "insert into refund (out_trade_no, out_request_no, amount_fen, \
+     reason, status, created_at, updated_at) values ($1, $2, $3, $4, 'pending', $5, $5)";
+
+pub(super) const FAIL_REFUND: &str = "update refund set status = 'failed', updated_at = $3 \
+     where out_trade_no = $1 and out_request_no = $2 and status = 'pending'";
 
 pub(super) const SELECT_AUDIT: &str =
     "select source, notify_id, out_trade_no, trade_status, verdict, \
@@ -116,6 +187,7 @@ pub(super) struct OrderRow {
     trade_no: Option<String>,
     buyer_id: Option<String>,
     alipay_trade_status: Option<String>,
+    refunded_fen: i64,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     paid_at: Option<OffsetDateTime>,
@@ -136,12 +208,75 @@ impl TryFrom<OrderRow> for Order {
             trade_no: row.trade_no,
             buyer_id: row.buyer_id,
             alipay_trade_status: row.alipay_trade_status,
+            refunded_fen: row.refunded_fen,
             created_at: row.created_at,
             expires_at: row.expires_at,
             paid_at: row.paid_at,
             closed_at: row.closed_at,
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RefundRow {
+    out_request_no: String,
+    amount_fen: i64,
+    reason: Option<String>,
+    status: String,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<RefundRow> for Refund {
+    type Error = StoreError;
+    fn try_from(row: RefundRow) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("{what} of refund {}", row.out_request_no));
+        Ok(Refund {
+            amount: Amount::from_fen(row.amount_fen).map_err(|_| corrupt("amount_fen"))?,
+            status: RefundStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
+            out_request_no: row.out_request_no,
+            reason: row.reason,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// Checks a refund request against the locked order and its committed refunds.
+pub(super) fn refund_allowed(
+    order: Option<&Order>,
+    existing: Option<Refund>,
+    committed_fen: i64,
+    request: &NewRefund,
+) -> Result<Option<RefundStart>, RefundRefused> {
+    let order = order.ok_or(RefundRefused::NotFound)?;
+    if let Some(existing) = existing {
+        return if existing.amount == request.amount {
+            Ok(Some(RefundStart::Existing(existing)))
+        } else {
+            Err(RefundRefused::RequestConflict)
+        };
+    }
+    if order.status != OrderStatus::Paid {
+        return Err(RefundRefused::NotPaid(order.status));
+    }
+    let refundable_fen = order.total_amount.fen() - committed_fen.max(order.refunded_fen);
+    if request.amount.fen() > refundable_fen {
+        return Err(RefundRefused::Exceeds { refundable_fen });
+    }
+    Ok(None)
+}
+
+/// The refund row an applied event settles, with the amount to record if it is not ours.
+pub(super) fn settled_refund<'a>(
+    plan: &Plan,
+    event: &'a PaymentEvent,
+    before_fen: i64,
+) -> Option<(&'a str, i64)> {
+    let after_fen = plan.change.as_ref()?.refunded_fen?;
+    let out_request_no = event.out_request_no.as_deref()?;
+    Some((out_request_no, after_fen - before_fen))
 }
 
 #[derive(sqlx::FromRow)]
@@ -187,6 +322,9 @@ impl Plan {
             }
             Decision::Apply(change) => {
                 order.status = change.status;
+                if let Some(refunded_fen) = change.refunded_fen {
+                    order.refunded_fen = refunded_fen;
+                }
                 order.alipay_trade_status = Some(change.alipay_trade_status.as_str().to_owned());
                 if change.records_payment {
                     order.trade_no.get_or_insert_with(|| event.trade_no.clone());

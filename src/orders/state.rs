@@ -12,6 +12,8 @@ pub struct Change {
     /// Record trade_no, buyer_id and paid_at from the event.
     pub records_payment: bool,
     pub closes: bool,
+    /// The new cumulative refunded amount, when it grows.
+    pub refunded_fen: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,7 @@ pub fn decide(order: &Order, event: &PaymentEvent) -> Decision {
     use OrderStatus::*;
     use TradeStatus::*;
 
+    let total = order.total_amount.fen();
     if event.total_amount != order.total_amount {
         return Decision::Anomaly("amount_mismatch");
     }
@@ -47,31 +50,61 @@ pub fn decide(order: &Order, event: &PaymentEvent) -> Decision {
     {
         return Decision::Anomaly("trade_no_mismatch");
     }
+    if event.refund_fee.is_some_and(|fee| fee.fen() > total) {
+        return Decision::Anomaly("refund_exceeds_total");
+    }
     let known = order
         .alipay_trade_status
         .as_deref()
         .and_then(TradeStatus::parse);
     let advances = known.is_none_or(|k| rank(event.trade_status) > rank(k));
-    let change = |status, records_payment, closes| {
+    let alipay_trade_status = match known {
+        Some(known) if !advances => known,
+        _ => event.trade_status,
+    };
+    // Refunds only ever add up: a smaller cumulative refund_fee is an old message.
+    let refund_grows = event
+        .refund_fee
+        .map(|f| f.fen())
+        .filter(|fee| *fee > order.refunded_fen);
+    let paid_status = |refunded: Option<i64>| {
+        if refunded == Some(total) {
+            Refunded
+        } else {
+            Paid
+        }
+    };
+    let change = |status, records_payment, closes, refunded_fen| {
         Decision::Apply(Change {
             status,
-            alipay_trade_status: event.trade_status,
+            alipay_trade_status,
             records_payment,
             closes,
+            refunded_fen,
         })
     };
     match (order.status, event.trade_status) {
         (_, WaitBuyerPay) => Decision::Unchanged(Verdict::Ignored),
-        (Pending, TradeSuccess | TradeFinished) => change(Paid, true, false),
-        (Paid, TradeFinished) if advances => change(Paid, false, false),
+        (Pending, TradeSuccess | TradeFinished) => change(
+            paid_status(refund_grows),
+            true,
+            refund_grows == Some(total),
+            refund_grows,
+        ),
+        (Paid, TradeSuccess | TradeFinished) if refund_grows.is_some() || advances => change(
+            paid_status(refund_grows),
+            false,
+            refund_grows == Some(total),
+            refund_grows,
+        ),
         (Paid | Refunded, TradeSuccess | TradeFinished) => Decision::Unchanged(Verdict::Duplicate),
         (Closed, TradeSuccess | TradeFinished) => Decision::Anomaly("paid_after_close"),
         // A trade closed after payment was fully refunded, even if its payment notice is late.
-        (Pending, TradeClosed) if event.refunded || event.paid_at.is_some() => {
-            change(Refunded, true, true)
+        (Pending, TradeClosed) if event.refund_fee.is_some() || event.paid_at.is_some() => {
+            change(Refunded, true, true, Some(total))
         }
-        (Pending, TradeClosed) => change(Closed, false, true),
-        (Paid, TradeClosed) => change(Refunded, false, true),
+        (Pending, TradeClosed) => change(Closed, false, true, None),
+        (Paid, TradeClosed) => change(Refunded, false, true, Some(total)),
         (Closed | Refunded, TradeClosed) => Decision::Unchanged(Verdict::Duplicate),
     }
 }
@@ -96,6 +129,7 @@ mod tests {
             alipay_trade_status: alipay.map(|s| s.as_str().into()),
             created_at: now,
             expires_at: now,
+            refunded_fen: 0,
             paid_at: None,
             closed_at: None,
         }
@@ -111,7 +145,8 @@ mod tests {
             total_amount: Amount::from_fen(1234).unwrap(),
             buyer_id: None,
             paid_at: None,
-            refunded: false,
+            refund_fee: None,
+            out_request_no: None,
             raw: vec![],
             received_at: OffsetDateTime::now_utc(),
         }
@@ -186,7 +221,7 @@ mod tests {
             Some(OrderStatus::Refunded)
         );
         let mut refund_first = event(TradeClosed);
-        refund_first.refunded = true;
+        refund_first.refund_fee = Some(Amount::from_fen(1234).unwrap());
         assert_eq!(
             status_after(decide(&pending, &refund_first)),
             Some(OrderStatus::Refunded)
@@ -220,6 +255,39 @@ mod tests {
         assert_eq!(
             decide(&closed, &event(TradeStatus::TradeSuccess)),
             Decision::Anomaly("paid_after_close")
+        );
+    }
+
+    #[test]
+    fn refunds_add_up_and_a_full_refund_means_refunded() {
+        let paid = order(OrderStatus::Paid, Some(TradeStatus::TradeSuccess));
+        let mut partial = event(TradeStatus::TradeSuccess);
+        partial.refund_fee = Some(Amount::from_fen(234).unwrap());
+        let Decision::Apply(change) = decide(&paid, &partial) else {
+            panic!("partial refund applies")
+        };
+        assert_eq!(
+            (change.status, change.refunded_fen),
+            (OrderStatus::Paid, Some(234))
+        );
+
+        let mut partly_refunded = paid.clone();
+        partly_refunded.refunded_fen = 234;
+        assert_eq!(
+            decide(&partly_refunded, &partial),
+            Decision::Unchanged(Verdict::Duplicate)
+        );
+        let mut rest = event(TradeStatus::TradeSuccess);
+        rest.refund_fee = Some(Amount::from_fen(1234).unwrap());
+        assert_eq!(
+            status_after(decide(&partly_refunded, &rest)),
+            Some(OrderStatus::Refunded)
+        );
+        let mut too_much = event(TradeStatus::TradeSuccess);
+        too_much.refund_fee = Some(Amount::from_fen(1235).unwrap());
+        assert_eq!(
+            decide(&paid, &too_much),
+            Decision::Anomaly("refund_exceeds_total")
         );
     }
 }
