@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
 use crate::orders::{self, Order, OrderStatus};
+use crate::reconcile::{Reconciled, Reconciler};
 use crate::startup::{shutdown_signal, Application};
 use crate::telemetry;
 
@@ -33,6 +35,10 @@ enum Command {
     /// Read orders straight from the database.
     #[command(subcommand)]
     Orders(OrdersCommand),
+    /// Run the whole payment flow locally: the service with a demo shop and the simulated Alipay.
+    Demo(crate::demo::DemoArgs),
+    /// Run the simulated Alipay gateway (for development; never part of `serve`).
+    Sim(crate::sim::command::SimArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +50,8 @@ enum OrdersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Ask Alipay about one order now (alipay.trade.query) and apply the answer.
+    Reconcile { out_trade_no: String },
     /// Recent orders, newest first.
     List {
         #[arg(long, value_parser = parse_status)]
@@ -94,6 +102,8 @@ impl Command {
                 println!("migrations applied");
             }
             Self::Orders(command) => return command.run(settings).await,
+            Self::Sim(args) => args.run().await?,
+            Self::Demo(args) => args.run().await?,
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -125,6 +135,31 @@ impl OrdersCommand {
                             entry.reason.as_deref().unwrap_or("")
                         );
                     }
+                }
+            }
+            Self::Reconcile { out_trade_no } => {
+                let Some(order) = store.order(&out_trade_no).await? else {
+                    eprintln!("no order {out_trade_no}");
+                    return Ok(ExitCode::from(2));
+                };
+                let reconciler = Reconciler {
+                    alipay: std::sync::Arc::new(settings.alipay()?),
+                    store: store.clone(),
+                    gateway: std::sync::Arc::new(GatewayClient::new(RetryPolicy::default())),
+                };
+                match reconciler.reconcile(&order).await? {
+                    Reconciled::Applied(outcome) => {
+                        let status = outcome.order.map_or("-".into(), |o| o.status.to_string());
+                        let reason = outcome
+                            .reason
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default();
+                        println!(
+                            "{out_trade_no}: {}{reason}; order is {status}",
+                            outcome.verdict.as_str()
+                        );
+                    }
+                    Reconciled::Waiting(why) => println!("{out_trade_no}: still pending: {why}"),
                 }
             }
             Self::List {

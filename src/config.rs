@@ -33,6 +33,12 @@ pub struct Settings {
     pub checkout_open: bool,
     #[serde(default = "default_expiry")]
     pub order_expiry_minutes: u32,
+    /// Seconds between reconciliation runs; 0 turns reconciliation off.
+    #[serde(default = "default_reconcile_interval")]
+    pub reconcile_interval_seconds: u64,
+    /// Pending orders younger than this are left to their notification.
+    #[serde(default = "default_reconcile_grace")]
+    pub reconcile_grace_seconds: u64,
     #[serde(default)]
     pub log_format: LogFormat,
 }
@@ -50,6 +56,12 @@ fn default_max_connections() -> u32 {
 }
 fn default_gateway() -> String {
     PRODUCTION_GATEWAY.to_owned()
+}
+fn default_reconcile_interval() -> u64 {
+    60
+}
+fn default_reconcile_grace() -> u64 {
+    120
 }
 fn default_expiry() -> u32 {
     30
@@ -157,7 +169,9 @@ public_url = "http://127.0.0.1:8000"
 "#;
 
 /// Environment variables parsed as numbers or booleans.
-const TYPED_ENV: [&str; 4] = [
+const TYPED_ENV: [&str; 6] = [
+    "RECONCILE_INTERVAL_SECONDS",
+    "RECONCILE_GRACE_SECONDS",
     "DATABASE_MAX_CONNECTIONS",
     "LISTEN_ADDR",
     "CHECKOUT_OPEN",

@@ -5,15 +5,21 @@
 //! - [`money`]: amounts as integer fen.
 //! - [`orders`]: the order model, its state machine, and the Postgres and SQLite stores.
 //! - [`notify`]: the notify path, from raw body to committed verdict.
+//! - [`reconcile`], [`refunds`]: asking Alipay about pending orders; refunding paid ones.
 //! - [`http`]: routes, state and middleware; errors become responses in one place.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line.
+//! - [`sim`]: a simulated Alipay gateway for tests and local development (`alipay-notify sim`).
 
 pub mod alipay;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod money;
 pub mod notify;
 pub mod orders;
+pub mod reconcile;
+pub mod refunds;
+pub mod sim;
 pub mod startup;
 pub mod telemetry;

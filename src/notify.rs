@@ -92,7 +92,7 @@ fn check(
         source: Source::Notify,
         notify_id: Some(notification.notify_id),
         out_trade_no: notification.out_trade_no,
-        trade_no: notification.trade_no,
+        trade_no: Some(notification.trade_no),
         trade_status: notification.trade_status,
         total_amount: notification.total_amount,
         buyer_id: notification.buyer_id,

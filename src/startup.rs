@@ -3,28 +3,38 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
+use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::orders::{self, OrderStore};
+use crate::reconcile::{Reconciler, Schedule};
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// `None` when reconciliation is turned off.
+    reconcile: Option<Schedule>,
 }
 
 impl Application {
     /// Connects the database, applies migrations, parses keys and binds the listen address
     /// (port 0 picks a free port; ask `address()` which).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen_addr).await?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// As `build`, on a listener bound beforehand (when PUBLIC_URL must name its port).
+    pub async fn build_on(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let alipay = settings.alipay()?;
         let store =
             orders::connect(&settings.database_url, settings.database_max_connections).await?;
         store.migrate().await?;
-        let listener = TcpListener::bind(settings.listen_addr).await?;
         let api_token = settings
             .api_token
             .clone()
@@ -39,8 +49,18 @@ impl Application {
             api_token: api_token as Option<Arc<SecretString>>,
             checkout_open: settings.checkout_open,
             order_expiry: time::Duration::minutes(settings.order_expiry_minutes.into()),
+            gateway: Arc::new(GatewayClient::new(RetryPolicy::default())),
         };
-        Ok(Self { listener, state })
+        let reconcile = (settings.reconcile_interval_seconds > 0).then(|| Schedule {
+            interval: Duration::from_secs(settings.reconcile_interval_seconds),
+            grace: Duration::from_secs(settings.reconcile_grace_seconds),
+            batch: 100,
+        });
+        Ok(Self {
+            listener,
+            state,
+            reconcile,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -53,15 +73,33 @@ impl Application {
         self.state.store.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+    /// Serves (and reconciles, when configured) until `shutdown` resolves, then stops accepting,
+    /// lets in-flight requests finish, and stops the reconciler.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.address(), "listening");
-        axum::serve(self.listener, http::router(self.state))
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let reconciler = self.reconcile.map(|schedule| {
+            let reconciler = Reconciler {
+                alipay: self.state.alipay.clone(),
+                store: self.state.store.clone(),
+                gateway: self.state.gateway.clone(),
+            };
+            let mut stopped = stopped.clone();
+            tokio::spawn(reconciler.run(schedule, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }))
+        });
+        let served = axum::serve(self.listener, http::router(self.state))
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        let _ = stop.send(true);
+        if let Some(reconciler) = reconciler {
+            let _ = reconciler.await;
+        }
+        served
     }
 }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::response::{self, ResponseError};
+use super::response::{self, ResponseError, Signed};
 use super::Alipay;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +74,7 @@ impl GatewayClient {
         alipay: &Alipay,
         method: &str,
         biz_content: &B,
-    ) -> Result<T, GatewayError> {
+    ) -> Result<Signed<T>, GatewayError> {
         let biz = serde_json::to_string(biz_content).expect("biz_content serialises");
         let mut backoff = self.policy.first_backoff;
         let mut attempt = 1;
@@ -99,7 +99,7 @@ impl GatewayClient {
         alipay: &Alipay,
         method: &str,
         params: &[(&'static str, String)],
-    ) -> Result<T, GatewayError> {
+    ) -> Result<Signed<T>, GatewayError> {
         let url = format!("{}?charset=utf-8", alipay.config.gateway);
         let response = self
             .http
@@ -190,7 +190,7 @@ impl GatewayClient {
         &self,
         alipay: &Alipay,
         out_trade_no: &str,
-    ) -> Result<TradeQuery, GatewayError> {
+    ) -> Result<Signed<TradeQuery>, GatewayError> {
         self.call(alipay, "alipay.trade.query", &ByOrder { out_trade_no })
             .await
     }
@@ -199,7 +199,7 @@ impl GatewayClient {
         &self,
         alipay: &Alipay,
         out_trade_no: &str,
-    ) -> Result<TradeClose, GatewayError> {
+    ) -> Result<Signed<TradeClose>, GatewayError> {
         self.call(alipay, "alipay.trade.close", &ByOrder { out_trade_no })
             .await
     }
@@ -211,7 +211,7 @@ impl GatewayClient {
         refund_amount: &str,
         out_request_no: &str,
         reason: Option<&str>,
-    ) -> Result<TradeRefund, GatewayError> {
+    ) -> Result<Signed<TradeRefund>, GatewayError> {
         let request = RefundRequest {
             out_trade_no,
             refund_amount,
@@ -226,7 +226,7 @@ impl GatewayClient {
         alipay: &Alipay,
         out_trade_no: &str,
         out_request_no: &str,
-    ) -> Result<RefundQuery, GatewayError> {
+    ) -> Result<Signed<RefundQuery>, GatewayError> {
         let request = RefundQueryRequest {
             out_trade_no,
             out_request_no,

@@ -42,13 +42,20 @@ pub fn node_name(method: &str) -> String {
     format!("{}_response", method.replace('.', "_"))
 }
 
+/// A verified response node: its fields, and its raw text for the audit log.
+#[derive(Debug, Clone)]
+pub struct Signed<T> {
+    pub value: T,
+    pub raw: String,
+}
+
 /// Verifies and decodes the response of `method`. Success (code 10000) must be signed; an error
 /// node may come unsigned (Alipay does that) but is only ever reported as an error.
 pub fn read<T: DeserializeOwned>(
     body: &str,
     method: &str,
     key: &PublicKey,
-) -> Result<T, ResponseError> {
+) -> Result<Signed<T>, ResponseError> {
     let envelope: BTreeMap<&str, &RawValue> =
         serde_json::from_str(body).map_err(|e| ResponseError::Malformed(e.to_string()))?;
     let node = node_name(method);
@@ -80,7 +87,12 @@ pub fn read<T: DeserializeOwned>(
     if !verified {
         return Err(ResponseError::Signature);
     }
-    serde_json::from_str(raw.get()).map_err(|e| ResponseError::Malformed(e.to_string()))
+    let value =
+        serde_json::from_str(raw.get()).map_err(|e| ResponseError::Malformed(e.to_string()))?;
+    Ok(Signed {
+        value,
+        raw: raw.get().to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -106,8 +118,10 @@ mod tests {
         let public = PublicKey::parse(&key.public_key_base64()).unwrap();
         // Spacing, key order and an escaped slash that re-serialising would all change.
         let node = r#"{ "code":"10000","msg":"Success", "trade_status":"TRADE_SUCCESS","note":"a\/b \u4e2d"}"#;
-        let query: Query = read(&signed(node, &key), "alipay.trade.query", &public).unwrap();
-        assert_eq!(query.trade_status, "TRADE_SUCCESS");
+        let query: Signed<Query> =
+            read(&signed(node, &key), "alipay.trade.query", &public).unwrap();
+        assert_eq!(query.value.trade_status, "TRADE_SUCCESS");
+        assert_eq!(query.raw, node);
 
         let tampered = signed(node, &key).replace("TRADE_SUCCESS", "TRADE_FINISHED");
         assert_eq!(

@@ -12,12 +12,14 @@ use time::OffsetDateTime;
 
 use super::{AppState, Error};
 use crate::orders::input::OrderRequest;
-use crate::orders::{Created, Order, OrderStatus};
+use crate::orders::{Created, Order, OrderStatus, Refund};
+use crate::refunds::{self, RefundRequest};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/orders", post(create_order))
         .route("/api/orders/{out_trade_no}", get(show_order))
+        .route("/api/orders/{out_trade_no}/refunds", post(create_refund))
 }
 
 #[derive(Serialize)]
@@ -27,6 +29,14 @@ struct OrderWithPayUrl {
     /// Present while the order can still be paid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pay_url: Option<String>,
+}
+
+/// An order with its refunds, as `GET /api/orders/{out_trade_no}` shows it.
+#[derive(Serialize)]
+struct OrderView {
+    #[serde(flatten)]
+    order: Order,
+    refunds: Vec<Refund>,
 }
 
 /// Compares the bearer token in constant time; no token configured means no API.
@@ -78,12 +88,41 @@ async fn show_order(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(out_trade_no): Path<String>,
-) -> Result<Json<Order>, Error> {
+) -> Result<Json<OrderView>, Error> {
     authorize(&state, &headers)?;
-    state
+    let order = state
         .store
         .order(&out_trade_no)
         .await?
-        .map(Json)
-        .ok_or(Error::NotFound)
+        .ok_or(Error::NotFound)?;
+    let refunds = state.store.refunds(&out_trade_no).await?;
+    Ok(Json(OrderView { order, refunds }))
+}
+
+/// Refunds part or all of a paid order. Answers 201 with the refund and the order as it now is.
+async fn create_refund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(out_trade_no): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
+    authorize(&state, &headers)?;
+    let request: RefundRequest = serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("invalid JSON: {e}")))?;
+    let refund = refunds::refund(
+        &state.alipay,
+        state.store.as_ref(),
+        &state.gateway,
+        &out_trade_no,
+        request,
+    )
+    .await?;
+    let order = state
+        .store
+        .order(&out_trade_no)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let refunds = state.store.refunds(&out_trade_no).await?;
+    let body = serde_json::json!({ "refund": refund, "order": OrderView { order, refunds } });
+    Ok((StatusCode::CREATED, Json(body)))
 }

@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::orders::StoreError;
+use crate::orders::{RefundRefused, StoreError};
+use crate::refunds::RefundError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +22,8 @@ pub enum Error {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Refund(#[from] RefundError),
 }
 
 impl Error {
@@ -32,6 +35,19 @@ impl Error {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Refund(error) => match error {
+                RefundError::Amount(_) | RefundError::OutRequestNo | RefundError::Reason => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                RefundError::Refused(RefundRefused::NotFound) => StatusCode::NOT_FOUND,
+                RefundError::Refused(RefundRefused::Exceeds { .. }) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                RefundError::Refused(_) | RefundError::AlreadyFailed(_) => StatusCode::CONFLICT,
+                RefundError::Rejected(_) => StatusCode::BAD_GATEWAY,
+                RefundError::Unknown(_) => StatusCode::GATEWAY_TIMEOUT,
+                RefundError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 }
@@ -39,7 +55,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let message = match &self {
-            Self::Store(error) => {
+            Self::Store(error) | Self::Refund(RefundError::Store(error)) => {
                 tracing::error!(error = ?error, "database error");
                 "temporarily unavailable, try again".to_owned()
             }

@@ -23,6 +23,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::Error;
 
+use crate::alipay::gateway::GatewayClient;
 use crate::alipay::pagepay::PagePay;
 use crate::alipay::Alipay;
 use crate::orders::{Order, OrderStore};
@@ -42,6 +43,8 @@ pub struct AppState {
     /// Whether a browser form may create an order at its own price (demo shops only).
     pub checkout_open: bool,
     pub order_expiry: time::Duration,
+    /// For gateway API calls (refunds).
+    pub gateway: Arc<GatewayClient>,
 }
 
 impl AppState {

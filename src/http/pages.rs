@@ -5,11 +5,17 @@ use maud::{html, Markup, DOCTYPE};
 use crate::orders::{Order, OrderStatus};
 
 fn layout(title: &str, content: Markup) -> Markup {
+    layout_with(title, None, content)
+}
+
+/// `refresh`: reload after that many seconds (a pending payment page waits for its notification).
+fn layout_with(title: &str, refresh: Option<u32>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
+                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
                 style { (STYLE) }
@@ -57,8 +63,10 @@ pub fn order_status(order: &Order) -> Markup {
         OrderStatus::Closed => ("closed", "This order was closed"),
         OrderStatus::Refunded => ("refunded", "This order was refunded"),
     };
-    layout(
+    let refresh = (order.status == OrderStatus::Pending).then_some(2);
+    layout_with(
         headline,
+        refresh,
         html! {
             h1 class=(class) id="status" data-status=(order.status.as_str()) { (headline) }
             @if order.status == OrderStatus::Pending {

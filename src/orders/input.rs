@@ -61,7 +61,7 @@ impl OrderRequest {
 }
 
 /// `yyyyMMddHHmmss` (UTC) and 12 random digits: sortable, unique, within Alipay's charset.
-fn generate_out_trade_no(now: OffsetDateTime) -> String {
+pub fn generate_out_trade_no(now: OffsetDateTime) -> String {
     let mut random = [0u8; 8];
     aws_lc_rs::rand::fill(&mut random).expect("system randomness");
     let suffix = u64::from_le_bytes(random) % 1_000_000_000_000;

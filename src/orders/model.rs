@@ -100,7 +100,8 @@ pub struct PaymentEvent {
     pub source: Source,
     pub notify_id: Option<String>,
     pub out_trade_no: String,
-    pub trade_no: String,
+    /// Absent only when Alipay has no trade for the order (it was never paid).
+    pub trade_no: Option<String>,
     pub trade_status: TradeStatus,
     pub total_amount: Amount,
     pub buyer_id: Option<String>,

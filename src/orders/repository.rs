@@ -163,7 +163,7 @@ pub(super) const SELECT_REFUNDS: &str =
      updated_at from refund where out_trade_no = $1 order by created_at, out_request_no";
 
 pub(super) const COMMITTED_REFUNDS: &str =
-    "select coalesce(sum(amount_fen), 0) from refund where out_trade_no = $1 and status <> 'failed'";
+    "select cast(coalesce(sum(amount_fen), 0) as bigint) from refund where out_trade_no = $1 and status <> 'failed'";
 
 pub(super) const INSERT_REFUND: &str =
     "insert into refund (out_trade_no, out_request_no, amount_fen, \
@@ -327,7 +327,9 @@ impl Plan {
                 }
                 order.alipay_trade_status = Some(change.alipay_trade_status.as_str().to_owned());
                 if change.records_payment {
-                    order.trade_no.get_or_insert_with(|| event.trade_no.clone());
+                    if order.trade_no.is_none() {
+                        order.trade_no = event.trade_no.clone();
+                    }
                     if order.buyer_id.is_none() {
                         order.buyer_id = event.buyer_id.clone();
                     }

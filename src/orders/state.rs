@@ -43,10 +43,12 @@ pub fn decide(order: &Order, event: &PaymentEvent) -> Decision {
     if event.total_amount != order.total_amount {
         return Decision::Anomaly("amount_mismatch");
     }
+    let theirs = event.trade_no.as_deref();
     if order
         .trade_no
         .as_deref()
-        .is_some_and(|t| t != event.trade_no)
+        .zip(theirs)
+        .is_some_and(|(ours, theirs)| ours != theirs)
     {
         return Decision::Anomaly("trade_no_mismatch");
     }
@@ -140,7 +142,7 @@ mod tests {
             source: Source::Notify,
             notify_id: Some("n1".into()),
             out_trade_no: "T1".into(),
-            trade_no: "2026112822001".into(),
+            trade_no: Some("2026112822001".into()),
             trade_status: status,
             total_amount: Amount::from_fen(1234).unwrap(),
             buyer_id: None,
@@ -246,7 +248,7 @@ mod tests {
         );
         let paid = order(OrderStatus::Paid, Some(TradeStatus::TradeSuccess));
         let mut other_trade = event(TradeStatus::TradeSuccess);
-        other_trade.trade_no = "other".into();
+        other_trade.trade_no = Some("other".into());
         assert_eq!(
             decide(&paid, &other_trade),
             Decision::Anomaly("trade_no_mismatch")

@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
 use alipay_notify::config::Settings;
 use alipay_notify::orders::{NewOrder, Order, OrderStore};
+use alipay_notify::sim::{Faults, RegisteredApp, SimConfig, SimHandle, Simulator};
 use alipay_notify::startup::Application;
 use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
 use secrecy::SecretString;
@@ -89,17 +90,60 @@ pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Settings)) -> TestAp
     let database = TestDatabase::create(db).await;
     let mut settings = settings(&database.url);
     configure(&mut settings);
-    start(settings, database).await
+    start(settings, loopback().await, database).await
 }
 
 /// A second service instance on the same database as `app` (several instances, one Postgres).
 pub async fn spawn_sibling(app: &TestApp) -> TestApp {
     let settings = settings(&app.database_url);
-    start(settings, TestDatabase::shared(&app.database_url)).await
+    let database = TestDatabase::shared(&app.database_url);
+    start(settings, loopback().await, database).await
 }
 
-async fn start(settings: Settings, database: TestDatabase) -> TestApp {
-    let app = Application::build(&settings)
+/// The service and the simulated Alipay, configured to trust each other as a merchant would
+/// configure production: the simulator's public key, its gateway URL, our reachable notify_url.
+pub struct PayFlow {
+    pub app: TestApp,
+    pub sim: SimHandle,
+}
+
+pub async fn spawn_paying(
+    db: Db,
+    faults: Faults,
+    configure: impl FnOnce(&mut Settings),
+) -> PayFlow {
+    init_logs();
+    let alipay_key = PrivateKey::parse(&keys().alipay.to_pkcs8_pem()).unwrap();
+    let app_public = PublicKey::parse(&keys().app.public_key_base64()).unwrap();
+    let app = RegisteredApp::new(APP_ID, app_public, SELLER_ID);
+    let mut config = SimConfig::new(alipay_key).with_app(app);
+    config.time_scale = 0.0001;
+    config.faults = faults;
+    let sim = Simulator::start(config)
+        .await
+        .expect("the simulator starts");
+
+    let database = TestDatabase::create(db).await;
+    let listener = loopback().await;
+    let mut settings = settings(&database.url);
+    settings.public_url = format!("http://{}/", listener.local_addr().unwrap());
+    settings.alipay_gateway = sim.gateway_url();
+    settings.alipay_public_key = Some(sim.alipay_public_key_base64());
+    configure(&mut settings);
+    let app = start(settings, listener, database).await;
+    PayFlow { app, sim }
+}
+
+async fn loopback() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+async fn start(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    database: TestDatabase,
+) -> TestApp {
+    let app = Application::build_on(&settings, listener)
         .await
         .expect("the service starts");
     let address = format!("http://{}", app.address());

@@ -7,3 +7,6 @@ mod checkout;
 mod cli;
 mod notify;
 mod orders_api;
+mod payflow;
+mod reconcile;
+mod refunds;

@@ -1,0 +1,44 @@
+//! A simulated Alipay gateway, for tests and local development where nobody can reach the real
+//! one. On the wire it behaves like Alipay: it checks signed page-pay and API requests as the
+//! gateway does, shows a cashier with Pay and Cancel, redirects to return_url with signed
+//! parameters, and POSTs signed notifications to notify_url on Alipay's retry schedule. Fault knobs
+//! make deliveries fail, repeat, race or arrive out of order on purpose.
+//!
+//! Reading guide:
+//! - [`config`] and [`faults`]: what a simulator starts with.
+//! - `server`: [`Simulator`] and the [`SimHandle`] tests hold.
+//! - `routes`: the HTTP surface; `gateway` checks requests, `biz` reads biz_content,
+//!   `cashier` renders pages, `api` answers query, close and refund calls.
+//! - `lifecycle` and `refunds`: the business rules, failing with a [`TradeError`]; `trades` the
+//!   in-memory trade book.
+//! - `callbacks` signs what goes back to the merchant; `delivery` sends notifications.
+//! - [`command`]: `alipay-notify sim`; [`keystore`] keeps its keypair on disk.
+
+mod api;
+mod biz;
+mod callbacks;
+mod cashier;
+pub mod command;
+pub mod config;
+mod delivery;
+pub mod faults;
+mod gateway;
+mod ids;
+pub mod keystore;
+mod lifecycle;
+mod refunds;
+mod routes;
+mod server;
+mod trade_error;
+mod trades;
+
+pub use config::{RegisteredApp, SimConfig};
+pub use delivery::{ATTEMPTS, RETRY_DELAYS};
+pub use faults::Faults;
+pub use gateway::{ApiMethod, GatewayError, TIMESTAMP_TOLERANCE};
+pub use server::{SimError, SimHandle, Simulator};
+pub use trade_error::TradeError;
+pub use trades::{
+    Attempt, AttemptOutcome, Buyer, DeliveryState, NotificationKind, NotificationRecord, Refund,
+    Trade,
+};

@@ -1,0 +1,242 @@
+//! Starting and stopping the simulator: its shared state, the listener, the background tasks
+//! (deliveries and expiry timers) that stop with it, and the handle that tests hold.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::config::{RegisteredApp, SimConfig};
+use super::delivery::Delivery;
+use super::faults::Faults;
+use super::routes;
+use super::trades::{Attempt, Trade, TradeBook};
+use crate::alipay::keys::{PrivateKey, PublicKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the notification client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Spawns tasks that end when the simulator stops (or its handle is dropped).
+#[derive(Clone)]
+pub(crate) struct Background {
+    stop: watch::Receiver<bool>,
+}
+
+impl Background {
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = task => {}
+                // Also resolves, with an error, once the handle and its sender are gone.
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+        });
+    }
+}
+
+/// Everything the routes and background tasks share.
+pub(crate) struct Shared {
+    pub apps: HashMap<String, RegisteredApp>,
+    pub alipay_key: PrivateKey,
+    pub book: TradeBook,
+    pub faults: Faults,
+    pub delivery: Delivery,
+    pub background: Background,
+}
+
+/// A simulator bound to its address, not yet serving.
+pub struct Simulator {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+}
+
+impl Simulator {
+    /// Checks the configuration and binds the listen address (port 0 picks a free port).
+    pub async fn bind(config: SimConfig) -> Result<Self, SimError> {
+        if let Some(problem) = config.problems() {
+            return Err(SimError::Config(problem));
+        }
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| SimError::Bind {
+                address: config.bind,
+                source,
+            })?;
+        let (stop, stopped) = watch::channel(false);
+        let background = Background { stop: stopped };
+        let book = TradeBook::default();
+        let delivery = Delivery::new(
+            config.delivery_timeout,
+            book.clone(),
+            config.time_scale,
+            background.clone(),
+        )?;
+        let apps = config
+            .apps
+            .into_iter()
+            .map(|app| (app.app_id.clone(), app))
+            .collect();
+        let shared = Arc::new(Shared {
+            apps,
+            alipay_key: config.alipay_key,
+            book,
+            faults: config.faults,
+            delivery,
+            background,
+        });
+        Ok(Self {
+            listener,
+            shared,
+            stop,
+        })
+    }
+
+    /// Binds and starts serving in the background.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        Ok(Self::bind(config).await?.spawn())
+    }
+
+    pub fn spawn(self) -> SimHandle {
+        let address = self
+            .listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let mut stopped = self.stop.subscribe();
+        let app = routes::router(self.shared.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                })
+                .await
+        });
+        tracing::info!(%address, "Alipay simulator listening");
+        SimHandle {
+            address,
+            shared: self.shared,
+            stop: self.stop,
+            server,
+        }
+    }
+}
+
+/// A running simulator. Dropping it stops the simulator too, without waiting.
+pub struct SimHandle {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl SimHandle {
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://ADDR`, where the `/sim/…` routes live.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// `http://ADDR/gateway.do`: what a merchant configures as its Alipay gateway.
+    pub fn gateway_url(&self) -> String {
+        format!("{}/gateway.do", self.base_url())
+    }
+
+    /// Bare SPKI base64, as Alipay's console shows its public key.
+    pub fn alipay_public_key_base64(&self) -> String {
+        self.shared.alipay_key.public_key_base64()
+    }
+
+    pub fn alipay_public_key(&self) -> PublicKey {
+        PublicKey::parse(&self.alipay_public_key_base64()).expect("our own key parses")
+    }
+
+    /// Every trade, with its refunds and notifications, as of now.
+    pub fn trades(&self) -> Vec<Trade> {
+        self.shared.book.trades()
+    }
+
+    /// The trade with this number (of any app; the first when several apps use it).
+    pub fn trade(&self, out_trade_no: &str) -> Option<Trade> {
+        self.trades()
+            .into_iter()
+            .find(|t| t.out_trade_no == out_trade_no)
+    }
+
+    /// Every delivery attempt about this trade, oldest first.
+    pub fn attempts(&self, out_trade_no: &str) -> Vec<Attempt> {
+        self.trade(out_trade_no)
+            .map(|t| t.attempts())
+            .unwrap_or_default()
+    }
+
+    /// Faults for notifications about `out_trade_no`, replacing the global ones; set before Pay.
+    pub fn set_faults(&self, out_trade_no: &str, faults: Faults) {
+        self.shared.book.set_faults(out_trade_no, faults);
+    }
+
+    /// Polls the trade book until `condition` holds or `timeout` passes; says which.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut condition: impl FnMut(&[Trade]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if condition(&self.trades()) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The trade's attempts once there are at least `count` (or whatever there is at `timeout`).
+    pub async fn wait_for_attempts(
+        &self,
+        out_trade_no: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Attempt> {
+        self.wait_for(timeout, |trades| {
+            trades
+                .iter()
+                .filter(|t| t.out_trade_no == out_trade_no)
+                .map(|t| t.attempts().len())
+                .sum::<usize>()
+                >= count
+        })
+        .await;
+        self.attempts(out_trade_no)
+    }
+
+    /// Stops accepting requests, cancels pending deliveries and timers, and waits for the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "simulator server ended with an error"),
+            Err(error) => tracing::warn!(%error, "simulator server task failed"),
+        }
+    }
+}
