@@ -146,6 +146,7 @@ impl OrdersCommand {
                     alipay: std::sync::Arc::new(settings.alipay()?),
                     store: store.clone(),
                     gateway: std::sync::Arc::new(GatewayClient::new(RetryPolicy::default())),
+                    metrics: Default::default(),
                 };
                 match reconciler.reconcile(&order).await? {
                     Reconciled::Applied(outcome) => {

@@ -33,6 +33,9 @@ pub struct Settings {
     pub checkout_open: bool,
     #[serde(default = "default_expiry")]
     pub order_expiry_minutes: u32,
+    /// Seconds a request may take, body included, before it is answered 408.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
     /// Seconds between reconciliation runs; 0 turns reconciliation off.
     #[serde(default = "default_reconcile_interval")]
     pub reconcile_interval_seconds: u64,
@@ -56,6 +59,9 @@ fn default_max_connections() -> u32 {
 }
 fn default_gateway() -> String {
     PRODUCTION_GATEWAY.to_owned()
+}
+fn default_request_timeout() -> u64 {
+    10
 }
 fn default_reconcile_interval() -> u64 {
     60
@@ -169,7 +175,8 @@ public_url = "http://127.0.0.1:8000"
 "#;
 
 /// Environment variables parsed as numbers or booleans.
-const TYPED_ENV: [&str; 6] = [
+const TYPED_ENV: [&str; 7] = [
+    "REQUEST_TIMEOUT_SECONDS",
     "RECONCILE_INTERVAL_SECONDS",
     "RECONCILE_GRACE_SECONDS",
     "DATABASE_MAX_CONNECTIONS",

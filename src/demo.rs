@@ -62,10 +62,11 @@ impl DemoArgs {
         println!("  simulated Alipay:  {}", sim.gateway_url());
         println!("  database:          {}", settings.database_url);
         println!("  API token:         {api_token}");
-        println!(
-            "  orders:            alipay-notify orders list   (DATABASE_URL={})",
+        let orders = format!(
+            "DATABASE_URL={} alipay-notify orders list",
             settings.database_url
         );
+        println!("  orders:            {orders}");
         println!("Ctrl-C stops both.");
         app.run_until(shutdown_signal()).await?;
         sim.shutdown().await;

@@ -7,6 +7,7 @@
 //! - [`notify`]: the notify path, from raw body to committed verdict.
 //! - [`reconcile`], [`refunds`]: asking Alipay about pending orders; refunding paid ones.
 //! - [`http`]: routes, state and middleware; errors become responses in one place.
+//! - [`metrics`]: Prometheus counters and histograms for ops.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line.
 //! - [`sim`]: a simulated Alipay gateway for tests and local development (`alipay-notify sim`).
 
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod money;
 pub mod notify;
 pub mod orders;

@@ -11,6 +11,8 @@ use crate::orders::{AuditEntry, OrderStore, Outcome, PaymentEvent, Source, Store
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    #[error("content type is not application/x-www-form-urlencoded")]
+    ContentType,
     #[error("malformed body: {0}")]
     Malformed(#[from] FormError),
     #[error("rejected: {0}")]
@@ -28,6 +30,7 @@ pub enum NotifyError {
 impl NotifyError {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::ContentType => "content_type",
             Self::Malformed(_) => "malformed",
             Self::Rejected(e) => e.reason(),
             Self::Anomaly { reason, .. } => reason,

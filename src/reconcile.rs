@@ -12,8 +12,9 @@ use crate::alipay::gateway::{GatewayClient, GatewayError, TradeQuery};
 use crate::alipay::notification::TradeStatus;
 use crate::alipay::response::Signed;
 use crate::alipay::Alipay;
+use crate::metrics::Metrics;
 use crate::money::Amount;
-use crate::orders::{Order, OrderStore, Outcome, PaymentEvent, Source, StoreError};
+use crate::orders::{Order, OrderStore, Outcome, PaymentEvent, Source, StoreError, Verdict};
 
 /// How often and how eagerly pending orders are reconciled.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +50,7 @@ pub struct Reconciler {
     pub alipay: Arc<Alipay>,
     pub store: Arc<dyn OrderStore>,
     pub gateway: Arc<GatewayClient>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Reconciler {
@@ -67,6 +69,7 @@ impl Reconciler {
                 _ = &mut shutdown => return,
                 result = self.run_once(schedule) => {
                     if let Err(error) = result {
+                        self.metrics.database_error("reconcile");
                         tracing::error!(error = ?error, "reconciliation run failed");
                     }
                 }
@@ -87,23 +90,39 @@ impl Reconciler {
                 schedule.batch,
             )
             .await?;
+        self.metrics.reconcile_run();
         for order in &orders {
-            match self.reconcile(order).await {
-                Ok(Reconciled::Applied(outcome)) => tracing::info!(
-                    out_trade_no = %order.out_trade_no,
-                    verdict = outcome.verdict.as_str(),
-                    status = ?outcome.order.as_ref().map(|o| o.status),
-                    "reconciled"
-                ),
-                Ok(Reconciled::Waiting(why)) => {
-                    tracing::debug!(out_trade_no = %order.out_trade_no, why, "still pending")
+            let outcome = self.reconcile(order).await;
+            self.record(order, &outcome);
+        }
+        Ok(orders.len())
+    }
+
+    /// Logs and counts what reconciling `order` came to.
+    fn record(&self, order: &Order, result: &Result<Reconciled, ReconcileError>) {
+        let no = &order.out_trade_no;
+        match result {
+            Ok(Reconciled::Applied(outcome)) => {
+                let status = outcome.order.as_ref().map(|o| o.status.as_str());
+                let verdict = outcome.verdict.as_str();
+                tracing::info!(out_trade_no = %no, verdict, status, "reconciled");
+                self.metrics.reconciled(verdict);
+                if let (Verdict::Applied, Some(status)) = (outcome.verdict, status) {
+                    self.metrics.transition("query", status);
                 }
-                Err(error) => {
-                    tracing::warn!(out_trade_no = %order.out_trade_no, error = %error, "reconciliation failed")
+            }
+            Ok(Reconciled::Waiting(why)) => {
+                tracing::debug!(out_trade_no = %no, why, "still pending");
+                self.metrics.reconciled("waiting");
+            }
+            Err(error) => {
+                tracing::warn!(out_trade_no = %no, error = %error, "reconciliation failed");
+                self.metrics.reconciled("error");
+                if matches!(error, ReconcileError::Store(_)) {
+                    self.metrics.database_error("reconcile");
                 }
             }
         }
-        Ok(orders.len())
     }
 
     /// Asks Alipay about one order now and applies the answer.

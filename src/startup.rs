@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::orders::{self, OrderStore};
 use crate::reconcile::{Reconciler, Schedule};
 
@@ -50,6 +51,8 @@ impl Application {
             checkout_open: settings.checkout_open,
             order_expiry: time::Duration::minutes(settings.order_expiry_minutes.into()),
             gateway: Arc::new(GatewayClient::new(RetryPolicy::default())),
+            metrics: Arc::new(Metrics::default()),
+            request_timeout: Duration::from_secs(settings.request_timeout_seconds),
         };
         let reconcile = (settings.reconcile_interval_seconds > 0).then(|| Schedule {
             interval: Duration::from_secs(settings.reconcile_interval_seconds),
@@ -86,6 +89,7 @@ impl Application {
                 alipay: self.state.alipay.clone(),
                 store: self.state.store.clone(),
                 gateway: self.state.gateway.clone(),
+                metrics: self.state.metrics.clone(),
             };
             let mut stopped = stopped.clone();
             tokio::spawn(reconciler.run(schedule, async move {

@@ -1,16 +1,16 @@
 //! The buyer's side: the shop form that sends a browser to Alipay, and the return_url page
 //! it comes back to. Neither ever marks an order paid; only verified notifications do.
 
-use axum::extract::{Form, RawQuery, State};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{pages, AppState, Error};
-use crate::alipay::form::RawParams;
+use crate::alipay::form::{FormError, RawParams};
 use crate::money::Amount;
 use crate::orders::input::OrderRequest;
 use crate::orders::{Created, Order, OrderStatus};
@@ -26,19 +26,39 @@ async fn shop(State(state): State<AppState>) -> Html<String> {
     Html(pages::shop(state.checkout_open).into_string())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct CheckoutForm {
     out_trade_no: Option<String>,
     subject: Option<String>,
     total_amount: Option<String>,
 }
 
+impl CheckoutForm {
+    /// Decoded as strictly as notifications: bad escapes, invalid UTF-8 or repeated fields are
+    /// refused rather than guessed at.
+    fn parse(body: &[u8]) -> Result<Self, Error> {
+        let invalid = |e: FormError| Error::InvalidForm(e.to_string());
+        let fields = RawParams::parse(body)
+            .and_then(|raw| raw.decode())
+            .map_err(invalid)?;
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        Ok(Self {
+            out_trade_no: field("out_trade_no"),
+            subject: field("subject"),
+            total_amount: field("total_amount"),
+        })
+    }
+}
+
 /// Sends the browser to the gateway. The price of an existing order comes from the database; a
 /// new order from a form is accepted only when checkout is open.
-async fn create(
-    State(state): State<AppState>,
-    Form(form): Form<CheckoutForm>,
-) -> Result<Response, Error> {
+async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, Error> {
+    let form = CheckoutForm::parse(&body)?;
     let existing = match form.out_trade_no.as_deref().filter(|s| !s.is_empty()) {
         Some(no) => state.store.order(no).await?,
         None => None,

@@ -16,6 +16,8 @@ pub enum Error {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    #[error("malformed form: {0}")]
+    InvalidForm(String),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -32,6 +34,7 @@ impl Error {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidForm(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -26,12 +26,11 @@ pub use error::Error;
 use crate::alipay::gateway::GatewayClient;
 use crate::alipay::pagepay::PagePay;
 use crate::alipay::Alipay;
+use crate::metrics::Metrics;
 use crate::orders::{Order, OrderStore};
 
 /// Larger than any Alipay notification (a few KiB); bigger bodies are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// A client that has not sent its whole request by then is cut off (408).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a handler needs, passed explicitly.
 #[derive(Clone)]
@@ -45,6 +44,9 @@ pub struct AppState {
     pub order_expiry: time::Duration,
     /// For gateway API calls (refunds).
     pub gateway: Arc<GatewayClient>,
+    pub metrics: Arc<Metrics>,
+    /// A request not answered by then, e.g. from a client too slow to send its body, gets 408.
+    pub request_timeout: Duration,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let timeout = state.request_timeout;
     let csp = content_security_policy(&state.alipay.config.gateway);
     let header = |name, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
     Router::new()
@@ -92,9 +95,9 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
+                    timeout,
                 ))
-                .layer(RequestBodyTimeoutLayer::new(REQUEST_TIMEOUT))
+                .layer(RequestBodyTimeoutLayer::new(timeout))
                 .layer(header(
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),

@@ -3,9 +3,12 @@
 
 mod helpers;
 
+mod hostile;
+
 mod checkout;
 mod cli;
 mod notify;
+mod ops;
 mod orders_api;
 mod payflow;
 mod reconcile;

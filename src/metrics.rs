@@ -1,0 +1,134 @@
+//! Prometheus metrics for ops: what notifications became, how long they took, how orders moved,
+//! what reconciliation found, and how often the database failed us. Served at `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    /// applied, duplicate, ignored, rejected or anomaly.
+    verdict: &'static str,
+    /// Why it was rejected or anomalous; empty otherwise.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    source: &'static str,
+    to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+/// One registry per service instance, passed in state (no global registry).
+pub struct Metrics {
+    registry: Registry,
+    notifications: Family<VerdictLabels, Counter>,
+    notify_seconds: Histogram,
+    transitions: Family<TransitionLabels, Counter>,
+    reconcile_runs: Counter,
+    reconciled: Family<OutcomeLabels, Counter>,
+    database_errors: Family<OperationLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("alipay_notify");
+        let notifications = Family::default();
+        registry.register(
+            "notifications",
+            "Notifications received, by verdict and reason",
+            notifications.clone(),
+        );
+        // 0.25 ms to about 4 s.
+        let notify_seconds = Histogram::new(exponential_buckets(0.00025, 2.0, 15));
+        registry.register(
+            "notify_duration_seconds",
+            "Time to answer a notification",
+            notify_seconds.clone(),
+        );
+        let transitions = Family::default();
+        registry.register(
+            "order_transitions",
+            "Orders moved to a new status, by source of the news",
+            transitions.clone(),
+        );
+        let reconcile_runs = Counter::default();
+        registry.register(
+            "reconcile_runs",
+            "Reconciliation runs started",
+            reconcile_runs.clone(),
+        );
+        let reconciled = Family::default();
+        registry.register(
+            "reconciled_orders",
+            "Orders reconciled, by outcome",
+            reconciled.clone(),
+        );
+        let database_errors = Family::default();
+        registry.register(
+            "database_errors",
+            "Database errors, by operation",
+            database_errors.clone(),
+        );
+        Self {
+            registry,
+            notifications,
+            notify_seconds,
+            transitions,
+            reconcile_runs,
+            reconciled,
+            database_errors,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn notification(&self, verdict: &'static str, reason: &'static str, seconds: f64) {
+        self.notifications
+            .get_or_create(&VerdictLabels { verdict, reason })
+            .inc();
+        self.notify_seconds.observe(seconds);
+    }
+
+    pub fn transition(&self, source: &'static str, to: &'static str) {
+        self.transitions
+            .get_or_create(&TransitionLabels { source, to })
+            .inc();
+    }
+
+    pub fn reconcile_run(&self) {
+        self.reconcile_runs.inc();
+    }
+
+    pub fn reconciled(&self, outcome: &'static str) {
+        self.reconciled
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn database_error(&self, operation: &'static str) {
+        self.database_errors
+            .get_or_create(&OperationLabels { operation })
+            .inc();
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String");
+        text
+    }
+}

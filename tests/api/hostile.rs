@@ -1,0 +1,314 @@
+//! Hostile requests to every route, from one table: none panics, each gets its documented
+//! status, and the database holds nothing new but the audit rows the notify policy keeps.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::helpers::*;
+use crate::on_both_databases;
+
+on_both_databases!(hostile_requests_get_clear_errors_and_write_nothing);
+
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: String,
+    content_type: &'static str,
+    token: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+}
+
+fn case(
+    name: &'static str,
+    method: &'static str,
+    path: &str,
+    body: impl Into<Vec<u8>>,
+    status: u16,
+) -> Case {
+    let content_type = if path.starts_with("/api") {
+        "application/json"
+    } else {
+        "application/x-www-form-urlencoded"
+    };
+    Case {
+        name,
+        method,
+        path: path.to_owned(),
+        content_type,
+        token: Some(API_TOKEN),
+        body: body.into(),
+        status,
+    }
+}
+
+fn notify(name: &'static str, body: impl Into<Vec<u8>>, status: u16) -> Case {
+    case(name, "POST", "/alipay/notify", body, status)
+}
+
+fn api(name: &'static str, body: serde_json::Value, status: u16) -> Case {
+    case(name, "POST", "/api/orders", body.to_string(), status)
+}
+
+fn cases() -> Vec<Case> {
+    let order = trade_success("H1", "10.00");
+    let valid = genuine(&order);
+    let unsigned = valid.split("&sign=").next().unwrap().to_owned();
+    let huge_no = "9".repeat(10_000);
+    let many_params: String = (0..5000).map(|i| format!("p{i}=v&")).collect();
+    let metachars = "'; drop table payment_order; -- <script>alert(1)</script>";
+    vec![
+        notify(
+            "oversized body",
+            format!("{valid}&pad={}", "x".repeat(70_000)),
+            413,
+        ),
+        Case {
+            content_type: "application/json",
+            ..notify("wrong content type", valid.clone(), 415)
+        },
+        Case {
+            content_type: "",
+            ..notify("no content type", valid.clone(), 415)
+        },
+        notify(
+            "invalid percent-encoding",
+            format!("{unsigned}&body=%G1&sign=x"),
+            400,
+        ),
+        notify(
+            "invalid UTF-8",
+            [unsigned.as_bytes(), b"&body=%FF%FE&sign=abc"].concat(),
+            400,
+        ),
+        notify(
+            "invalid GBK",
+            format!(
+                "charset=GBK&subject=%81%20&{}",
+                &valid[valid.find("notify_time").unwrap()..]
+            )
+            .replace("charset=utf-8&", ""),
+            400,
+        ),
+        notify("duplicate keys", format!("{valid}&total_amount=0.01"), 400),
+        notify(
+            "thousands of parameters",
+            format!("{many_params}{valid}"),
+            400,
+        ),
+        notify("missing sign", unsigned.clone(), 400),
+        notify("empty sign", format!("{unsigned}&sign="), 400),
+        notify("short signature", format!("{unsigned}&sign=AAAA"), 400),
+        notify(
+            "signature not base64",
+            format!("{unsigned}&sign=%21%21%21%21"),
+            400,
+        ),
+        notify(
+            "unknown sign_type",
+            valid.replace("sign_type=RSA2", "sign_type=SM2"),
+            400,
+        ),
+        notify(
+            "amount 1e3, genuinely signed",
+            genuine(&with(order.clone(), "total_amount", "1e3")),
+            422,
+        ),
+        notify(
+            "amount -0.01, genuinely signed",
+            genuine(&with(order.clone(), "total_amount", "-0.01")),
+            422,
+        ),
+        notify(
+            "amount 0.001, genuinely signed",
+            genuine(&with(order.clone(), "total_amount", "0.001")),
+            422,
+        ),
+        notify(
+            "huge out_trade_no, genuinely signed",
+            genuine(&with(order.clone(), "out_trade_no", &huge_no)),
+            422,
+        ),
+        notify(
+            "metacharacters, genuinely signed",
+            genuine(&with(order.clone(), "out_trade_no", metachars)),
+            422,
+        ),
+        api(
+            "amount 1e3",
+            serde_json::json!({"subject": "t", "total_amount": "1e3"}),
+            422,
+        ),
+        api(
+            "amount -0.01",
+            serde_json::json!({"subject": "t", "total_amount": "-0.01"}),
+            422,
+        ),
+        api(
+            "amount 0.001",
+            serde_json::json!({"subject": "t", "total_amount": "0.001"}),
+            422,
+        ),
+        api(
+            "amount 100000000.01",
+            serde_json::json!({"subject": "t", "total_amount": "100000000.01"}),
+            422,
+        ),
+        api(
+            "huge out_trade_no",
+            serde_json::json!({"out_trade_no": huge_no, "subject": "t", "total_amount": "1"}),
+            422,
+        ),
+        api(
+            "SQL metacharacters",
+            serde_json::json!({"out_trade_no": metachars, "subject": "t", "total_amount": "1"}),
+            422,
+        ),
+        api(
+            "HTML in subject",
+            serde_json::json!({"subject": "<script>", "total_amount": "1"}),
+            201,
+        ),
+        case("not JSON", "POST", "/api/orders", "{subject:", 422),
+        Case {
+            token: None,
+            ..api(
+                "no token",
+                serde_json::json!({"subject": "t", "total_amount": "1"}),
+                401,
+            )
+        },
+        case("unknown order", "GET", "/api/orders/NOPE", "", 404),
+        case(
+            "order lookup with metacharacters",
+            "GET",
+            "/api/orders/%27%3B--",
+            "",
+            404,
+        ),
+        case(
+            "refund of a pending order",
+            "POST",
+            "/api/orders/H1/refunds",
+            r#"{"amount":"1.00"}"#,
+            409,
+        ),
+        case(
+            "refund amount -1",
+            "POST",
+            "/api/orders/H1/refunds",
+            r#"{"amount":"-1"}"#,
+            422,
+        ),
+        case(
+            "form: new order, checkout closed",
+            "POST",
+            "/alipay/create",
+            "subject=x&total_amount=0.01",
+            403,
+        ),
+        case(
+            "form: existing order, other amount",
+            "POST",
+            "/alipay/create",
+            "out_trade_no=H1&total_amount=0.01",
+            409,
+        ),
+        case(
+            "form: invalid percent-encoding",
+            "POST",
+            "/alipay/create",
+            "out_trade_no=%G1",
+            400,
+        ),
+        case(
+            "return: unsigned",
+            "GET",
+            "/payment/success?out_trade_no=H1",
+            "",
+            400,
+        ),
+        case(
+            "return: invalid percent-encoding",
+            "GET",
+            "/payment/success?out_trade_no=%",
+            "",
+            400,
+        ),
+        case(
+            "return: forged",
+            "GET",
+            &format!("/payment/success?{}", signed_body(&order, &keys().forger)),
+            "",
+            400,
+        ),
+    ]
+}
+
+async fn hostile_requests_get_clear_errors_and_write_nothing(db: Db) {
+    let app = spawn_with(db, |s| s.request_timeout_seconds = 1).await;
+    app.pending_order("H1", "10.00").await;
+
+    for case in cases() {
+        let mut request = app
+            .client
+            .request(case.method.parse().unwrap(), app.url(&case.path))
+            .body(case.body);
+        if !case.content_type.is_empty() {
+            request = request.header("content-type", case.content_type);
+        }
+        if let Some(token) = case.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(response.status().as_u16(), case.status, "{}", case.name);
+    }
+
+    // Only the order created with an HTML subject (escaped wherever shown) is new.
+    let orders = app.store.orders(None, 100).await.unwrap();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert_eq!(
+        app.order("H1").await.status,
+        alipay_notify::orders::OrderStatus::Pending
+    );
+    assert!(app.store.refunds("H1").await.unwrap().is_empty());
+    // Genuinely signed but unusable notifications are kept as anomalies; nothing else is.
+    let log = app.store.audit_log("H1").await.unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(log.iter().all(|entry| entry.verdict == "anomaly"));
+    assert!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success(),
+        "still serving"
+    );
+}
+
+#[tokio::test]
+async fn a_client_too_slow_to_send_its_body_gets_408() {
+    let app = spawn_with(Db::Sqlite, |s| s.request_timeout_seconds = 1).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = "POST /alipay/notify HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nnotify_id=1";
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    let mut reply = vec![0; 256];
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut stream, &mut reply),
+    )
+    .await
+    .expect("answered within the request timeout")
+    .unwrap();
+
+    let reply = String::from_utf8_lossy(&reply[..read]);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
