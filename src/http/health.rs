@@ -8,6 +8,8 @@ use axum::Router;
 
 use super::AppState;
 
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
@@ -21,12 +23,22 @@ async fn healthz() -> &'static str {
 
 /// Ready when the database answers.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(error) => {
+    // Probes give up after a second or so; answer before they do, rather than wait out the pool.
+    let ping = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(error)) => {
             tracing::warn!(error = ?error, "readiness check: database unreachable");
             state.metrics.database_error("readiness");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: database did not answer in time");
+            state.metrics.database_error("readiness");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database did not answer in time",
+            )
         }
     }
 }

@@ -7,6 +7,7 @@ mod hostile;
 
 mod checkout;
 mod cli;
+mod gateway;
 mod notify;
 mod ops;
 mod orders_api;

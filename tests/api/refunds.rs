@@ -130,3 +130,38 @@ async fn only_paid_orders_can_be_refunded(db: Db) {
     assert_eq!((pending, missing, bad_amount), (409, 404, 422));
     assert!(flow.app.store.refunds("G1004").await.unwrap().is_empty());
 }
+
+/// Alipay's refund notification can arrive before our request's answer (or the answer can be
+/// lost): it settles the same refund record, and the retried request then changes nothing.
+#[tokio::test]
+async fn a_refund_notification_first_settles_the_same_refund() {
+    let flow = spawn_paying(Db::Sqlite, Faults::default(), |_| {}).await;
+    flow.paid_order("G1005", "10.00").await;
+    let trade_no = flow.sim.trade("G1005").unwrap().trade_no.unwrap();
+    let mut notice = with(trade_success("G1005", "10.00"), "trade_no", &trade_no);
+    notice = with(notice, "notify_id", "refund-notice-1");
+    notice = with(notice, "refund_fee", "2.50");
+    notice = with(notice, "gmt_refund", "2026-11-29 10:00:00.123");
+    notice = with(notice, "out_biz_no", "RF_9");
+
+    assert_eq!(
+        flow.app.notify(genuine(&notice)).await,
+        (200, "success".into())
+    );
+    assert_eq!(
+        flow.app.notify(genuine(&notice)).await,
+        (200, "success".into())
+    );
+    let (status, body) = flow
+        .refund("G1005", json!({"amount": "2.50", "out_request_no": "RF_9"}))
+        .await;
+
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["refund"]["status"], "succeeded");
+    assert_eq!(body["order"]["refunded_amount"], "2.50");
+    assert_eq!(body["order"]["refunds"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        flow.app.verdicts("G1005").await,
+        ["applied", "applied", "duplicate"]
+    );
+}
