@@ -44,6 +44,8 @@ pub enum ReconcileError {
     UnknownStatus(String),
     #[error("Alipay reported an unreadable total_amount `{0}`")]
     BadAmount(String),
+    #[error("Alipay answered about another order, `{0}`")]
+    OtherOrder(String),
 }
 
 pub struct Reconciler {
@@ -179,6 +181,10 @@ fn query_event(
     status: TradeStatus,
 ) -> Result<PaymentEvent, ReconcileError> {
     let trade = &query.value;
+    // The signature covers the node, not the question: check it answers about this order.
+    if trade.out_trade_no != order.out_trade_no {
+        return Err(ReconcileError::OtherOrder(trade.out_trade_no.clone()));
+    }
     let total_amount = Amount::parse(&trade.total_amount)
         .map_err(|_| ReconcileError::BadAmount(trade.total_amount.clone()))?;
     Ok(PaymentEvent {

@@ -42,6 +42,9 @@ pub enum RefundError {
     /// No verified answer: the refund stays pending; retrying with the same out_request_no is safe.
     #[error("refund outcome unknown ({0}); retry with the same out_request_no")]
     Unknown(GatewayError),
+    /// A verified answer about another order: not believed; the refund stays pending.
+    #[error("Alipay's refund answer is about order {0}; retry with the same out_request_no")]
+    OtherOrder(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

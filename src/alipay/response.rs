@@ -59,10 +59,12 @@ pub fn read<T: DeserializeOwned>(
     let envelope: BTreeMap<&str, &RawValue> =
         serde_json::from_str(body).map_err(|e| ResponseError::Malformed(e.to_string()))?;
     let node = node_name(method);
-    let raw = envelope
-        .get(node.as_str())
-        .or_else(|| envelope.get("error_response"))
-        .ok_or_else(|| ResponseError::Malformed(format!("no `{node}` in response")))?;
+    // Gateway-level errors (bad app_id, bad signature) come as `error_response`: only ever an error.
+    let (raw, error_only) = match (envelope.get(node.as_str()), envelope.get("error_response")) {
+        (Some(raw), _) => (raw, false),
+        (None, Some(raw)) => (raw, true),
+        (None, None) => return Err(ResponseError::Malformed(format!("no `{node}` in response"))),
+    };
     let sign: Option<String> = match envelope.get("sign") {
         Some(sign) => Some(serde_json::from_str(sign.get()).map_err(|_| ResponseError::Signature)?),
         None => None,
@@ -76,7 +78,7 @@ pub fn read<T: DeserializeOwned>(
     };
     let status: Status =
         serde_json::from_str(raw.get()).map_err(|e| ResponseError::Malformed(e.to_string()))?;
-    if status.code != "10000" {
+    if status.code != "10000" || error_only {
         return Err(ResponseError::Business {
             code: status.code,
             msg: status.msg,
@@ -144,5 +146,15 @@ mod tests {
         assert!(
             matches!(error, ResponseError::Business { ref sub_code, .. } if sub_code == "ACQ.TRADE_NOT_EXIST")
         );
+    }
+
+    #[test]
+    fn a_signed_success_under_error_response_is_not_data() {
+        let key = PrivateKey::generate();
+        let public = PublicKey::parse(&key.public_key_base64()).unwrap();
+        let node = r#"{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS"}"#;
+        let body = signed(node, &key).replace("alipay_trade_query_response", "error_response");
+        let error = read::<Query>(&body, "alipay.trade.query", &public).unwrap_err();
+        assert!(matches!(error, ResponseError::Business { .. }), "{error:?}");
     }
 }

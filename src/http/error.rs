@@ -47,7 +47,7 @@ impl Error {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 RefundError::Refused(_) | RefundError::AlreadyFailed(_) => StatusCode::CONFLICT,
-                RefundError::Rejected(_) => StatusCode::BAD_GATEWAY,
+                RefundError::Rejected(_) | RefundError::OtherOrder(_) => StatusCode::BAD_GATEWAY,
                 RefundError::Unknown(_) => StatusCode::GATEWAY_TIMEOUT,
                 RefundError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             },

@@ -105,3 +105,29 @@ async fn unreachable_gateways_are_retried_then_reported() {
 
     assert!(matches!(error, GatewayError::Network(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn reconciliation_refuses_a_verified_answer_about_another_order() {
+    use alipay_notify::reconcile::{ReconcileError, Reconciler};
+
+    let app = spawn_app(Db::Sqlite).await;
+    let order = app.pending_order("OTHER", "1.00").await;
+    let (url, _) = gateway(vec![(StatusCode::OK, signed_query_response())]).await;
+    let reconciler = Reconciler {
+        alipay: Arc::new(alipay_at(&url)),
+        store: app.store.clone(),
+        gateway: Arc::new(client()),
+        metrics: Default::default(),
+    };
+
+    let error = reconciler.reconcile(&order).await.unwrap_err();
+
+    assert!(
+        matches!(error, ReconcileError::OtherOrder(ref no) if no == "T1"),
+        "{error:?}"
+    );
+    assert_eq!(
+        app.order("OTHER").await.status,
+        alipay_notify::orders::OrderStatus::Pending
+    );
+}
