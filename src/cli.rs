@@ -39,6 +39,8 @@ enum Command {
     Demo(crate::demo::DemoArgs),
     /// Run the simulated Alipay gateway (for development; never part of `serve`).
     Sim(crate::sim::command::SimArgs),
+    /// Load-test the notify path over HTTP against a fresh database, then check every order.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +106,7 @@ impl Command {
             Self::Orders(command) => return command.run(settings).await,
             Self::Sim(args) => args.run().await?,
             Self::Demo(args) => args.run().await?,
+            Self::Bench(args) => return args.run().await,
         }
         Ok(ExitCode::SUCCESS)
     }

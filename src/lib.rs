@@ -10,8 +10,10 @@
 //! - [`metrics`]: Prometheus counters and histograms for ops.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line.
 //! - [`sim`]: a simulated Alipay gateway for tests and local development (`alipay-notify sim`).
+//! - [`bench`]: the load benchmark of the whole notify path (`alipay-notify bench`).
 
 pub mod alipay;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;

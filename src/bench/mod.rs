@@ -1,0 +1,332 @@
+//! `alipay-notify bench`: the whole notify path over real HTTP. Seeds pending orders in a fresh
+//! database, starts the real service as a separate process, sends it signed `TRADE_SUCCESS`
+//! notifications (with byte-identical repeats shuffled in) over keep-alive connections, and
+//! reports throughput, latency and the service's peak memory; then checks that every order was
+//! paid exactly once. `--target` runs the same load against a deployment that is already up.
+
+mod database;
+mod disk;
+mod load;
+pub mod notifications;
+mod report;
+mod service;
+mod target;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::SecretString;
+
+use crate::alipay::keys::PrivateKey;
+use crate::money::Amount;
+use database::{FreshDatabase, Scope};
+use notifications::{Merchant, PaidOrder, SUBJECT};
+use report::{Report, Run};
+use service::{Service, ServiceConfig};
+
+/// Notifications `--smoke` sends: enough to cross every path, quick enough for CI.
+const SMOKE_ORDERS: usize = 300;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Orders to pay, one notification each.
+    #[arg(long, default_value_t = 10_000)]
+    orders: usize,
+    /// Requests in flight at once, each on its own keep-alive connection.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Byte-identical repeats to shuffle in, as a fraction of --orders (Alipay resends).
+    #[arg(long, default_value_t = 0.2)]
+    duplicates: f64,
+    /// `postgres://…` (a new database on that server, dropped afterwards) or `sqlite:PATH` (a new
+    /// file, kept); default a temp SQLite file. With --target: the deployment's database, to check.
+    #[arg(long)]
+    database: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// A few hundred notifications, for CI.
+    #[arg(long, conflicts_with = "orders")]
+    smoke: bool,
+    /// The base URL of a running deployment to load instead of starting one here.
+    #[arg(long, requires_all = ["alipay_private_key", "api_token"])]
+    target: Option<url::Url>,
+    /// With --target: the private half of the deployment's ALIPAY_PUBLIC_KEY (PEM or base64).
+    #[arg(long, requires = "target")]
+    alipay_private_key: Option<PathBuf>,
+    /// With --target: the deployment's API_TOKEN, to create the orders through its API.
+    #[arg(long, requires = "target")]
+    api_token: Option<SecretString>,
+    /// The app_id notifications carry (with --target, the deployment's ALIPAY_APP_ID).
+    #[arg(long, default_value = "2021000000000001")]
+    app_id: String,
+    /// The seller_id notifications carry (with --target, the deployment's ALIPAY_SELLER_ID).
+    #[arg(long, default_value = "2088000000000001")]
+    seller_id: String,
+}
+
+/// The orders of one run, numbered under a random run id so runs never collide.
+struct Plan {
+    sent: Vec<PaidOrder>,
+    /// Seeded, never notified: they must stay pending.
+    controls: Vec<PaidOrder>,
+    duplicates: usize,
+    run_id: String,
+}
+
+impl Plan {
+    fn new(orders: usize, duplicates: f64) -> anyhow::Result<Self> {
+        anyhow::ensure!(orders > 0, "--orders must be at least 1");
+        anyhow::ensure!(
+            duplicates.is_finite() && (0.0..=10.0).contains(&duplicates),
+            "--duplicates must be a fraction between 0 and 10"
+        );
+        let run_id = format!("{:08x}", fastrand::u32(..));
+        let order = |kind: char, i: usize| PaidOrder {
+            out_trade_no: format!("BENCH{run_id}{kind}{i:07}"),
+            amount: Amount::from_fen(100 + (i as i64 * 37) % 99_900).expect("in range"),
+        };
+        Ok(Self {
+            sent: (0..orders).map(|i| order('N', i)).collect(),
+            controls: (0..(orders / 100).clamp(3, 100))
+                .map(|i| order('C', i))
+                .collect(),
+            duplicates: (orders as f64 * duplicates).round() as usize,
+            run_id,
+        })
+    }
+
+    fn all_orders(&self) -> Vec<PaidOrder> {
+        self.sent.iter().chain(&self.controls).cloned().collect()
+    }
+
+    fn requests(&self) -> usize {
+        self.sent.len() + self.duplicates
+    }
+
+    /// `fresh`: the database holds nothing but this run, so "nothing else paid" covers it all.
+    fn scope(&self, fresh: bool) -> Scope {
+        let run = format!("BENCH{}", self.run_id);
+        Scope {
+            sent: format!("{run}N%"),
+            controls: format!("{run}C%"),
+            all: if fresh { "%".into() } else { format!("{run}%") },
+        }
+    }
+}
+
+impl BenchArgs {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let orders = if self.smoke {
+            SMOKE_ORDERS
+        } else {
+            self.orders
+        };
+        let plan = Plan::new(orders, self.duplicates)?;
+        let report = match &self.target {
+            None => self.run_local(&plan).await?,
+            Some(target) => self.run_against(target, &plan).await?,
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!("{}", report.table());
+        }
+        Ok(if report.passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    fn merchant(&self) -> Merchant {
+        Merchant {
+            app_id: self.app_id.clone(),
+            seller_id: self.seller_id.clone(),
+        }
+    }
+
+    /// A fresh database and the service started here on it; the database goes afterwards.
+    async fn run_local(&self, plan: &Plan) -> anyhow::Result<Report> {
+        let database = FreshDatabase::create(self.database.as_deref()).await?;
+        let report = self.run_local_on(&database, plan).await;
+        let removed = database.remove().await;
+        let report = report?;
+        removed.context("dropping the benchmark database")?;
+        Ok(report)
+    }
+
+    async fn run_local_on(&self, database: &FreshDatabase, plan: &Plan) -> anyhow::Result<Report> {
+        let alipay_key = Arc::new(PrivateKey::generate());
+        let (bodies, presign_seconds) = self.presign(plan, &alipay_key).await?;
+
+        let store = database::store(&database.url).await?;
+        let seeding = self.bar(plan.sent.len() + plan.controls.len(), "seeding");
+        database::seed(&store, &plan.all_orders(), SUBJECT, &seeding).await?;
+        seeding.finish_and_clear();
+        drop(store);
+
+        let log_dir = tempfile::tempdir()?;
+        let client = load::client(self.concurrency)?;
+        let service = self
+            .start_service(&database.url, &alipay_key, log_dir.path(), &client)
+            .await?;
+        let notify_url = format!("http://{}/alipay/notify", service.address);
+        let fsync_ms = database
+            .sqlite_dir()
+            .and_then(|dir| disk::fsync_median_ms(&dir, 30));
+        let load_average = report::load_average();
+        let load = self.load(&client, &notify_url, bodies).await;
+
+        let peak_rss_kib = service.peak_rss_kib();
+        let log_lines = service.log_lines();
+        if load.success < load.requests() {
+            eprintln!("service log (last lines):\n{}", service.log_tail(10));
+        }
+        service.stop(Duration::from_secs(10)).await?;
+        let checks = database::check(
+            &database.url,
+            &plan.scope(true),
+            plan.sent.len() as i64,
+            load.requests() as i64,
+        )
+        .await?;
+        let run = Run {
+            against: database.kind.clone(),
+            orders: plan.sent.len(),
+            duplicates: plan.duplicates,
+            concurrency: self.concurrency,
+            presign_seconds,
+            peak_rss_kib,
+            service_log_lines: Some(log_lines),
+            load_average,
+            fsync_ms,
+        };
+        Ok(Report::new(run, &load, Some(checks)))
+    }
+
+    /// `alipay-notify serve` on `database_url`, trusting `alipay_key`, once it is ready.
+    async fn start_service(
+        &self,
+        database_url: &str,
+        alipay_key: &PrivateKey,
+        log_dir: &Path,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<Service> {
+        let app_key = PrivateKey::generate();
+        let mut service = Service::start(&ServiceConfig {
+            database_url,
+            app_id: &self.app_id,
+            seller_id: &self.seller_id,
+            app_private_key_pem: &app_key.to_pkcs8_pem(),
+            alipay_public_key_base64: &alipay_key.public_key_base64(),
+            log_dir,
+        })?;
+        service.wait_ready(client, Duration::from_secs(60)).await?;
+        Ok(service)
+    }
+
+    /// The same load against a deployment that is already running; orders through its API.
+    async fn run_against(&self, target: &url::Url, plan: &Plan) -> anyhow::Result<Report> {
+        let (Some(key_file), Some(token)) = (&self.alipay_private_key, &self.api_token) else {
+            anyhow::bail!("--target needs --alipay-private-key and --api-token");
+        };
+        let key_text = std::fs::read_to_string(key_file)
+            .with_context(|| format!("reading {}", key_file.display()))?;
+        let key = Arc::new(PrivateKey::parse(&key_text).context("--alipay-private-key")?);
+        let (bodies, presign_seconds) = self.presign(plan, &key).await?;
+
+        let client = load::client(self.concurrency)?;
+        let creating = self.bar(plan.sent.len() + plan.controls.len(), "orders");
+        let orders = plan.all_orders();
+        target::create_orders(
+            &client,
+            target,
+            token,
+            &orders,
+            SUBJECT,
+            self.concurrency,
+            &creating,
+        )
+        .await?;
+        creating.finish_and_clear();
+        let notify_url = target.join("alipay/notify")?;
+        let load_average = report::load_average();
+        let load = self.load(&client, notify_url.as_str(), bodies).await;
+
+        let checks = match &self.database {
+            Some(url) => Some(
+                database::check(
+                    url,
+                    &plan.scope(false),
+                    plan.sent.len() as i64,
+                    load.requests() as i64,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let run = Run {
+            against: target.to_string(),
+            orders: plan.sent.len(),
+            duplicates: plan.duplicates,
+            concurrency: self.concurrency,
+            presign_seconds,
+            peak_rss_kib: None,
+            service_log_lines: None,
+            load_average,
+            fsync_ms: None,
+        };
+        Ok(Report::new(run, &load, checks))
+    }
+
+    /// Signs every notification before the clock starts, and shuffles the repeats in.
+    async fn presign(
+        &self,
+        plan: &Plan,
+        key: &Arc<PrivateKey>,
+    ) -> anyhow::Result<(Arc<Vec<Arc<[u8]>>>, f64)> {
+        let started = Instant::now();
+        let bar = self.bar(plan.sent.len(), "signing");
+        let (merchant, orders, key, counter) =
+            (self.merchant(), plan.sent.clone(), key.clone(), bar.clone());
+        let bodies = tokio::task::spawn_blocking(move || {
+            notifications::sign_all(&merchant, &orders, &key, &|| counter.inc(1))
+        })
+        .await?;
+        bar.finish_and_clear();
+        let sent = notifications::with_duplicates(bodies, plan.duplicates);
+        debug_assert_eq!(sent.len(), plan.requests());
+        Ok((Arc::new(sent), started.elapsed().as_secs_f64()))
+    }
+
+    async fn load(
+        &self,
+        client: &reqwest::Client,
+        notify_url: &str,
+        bodies: Arc<Vec<Arc<[u8]>>>,
+    ) -> load::LoadResult {
+        let bar = self.bar(bodies.len(), "notify");
+        let result = load::send_all(client, notify_url, bodies, self.concurrency, &bar).await;
+        bar.finish_and_clear();
+        result
+    }
+
+    /// A progress bar on stderr; hidden with --json (and by indicatif when stderr is no terminal).
+    fn bar(&self, len: usize, what: &'static str) -> ProgressBar {
+        if self.json {
+            return ProgressBar::hidden();
+        }
+        let style =
+            ProgressStyle::with_template("{msg:<8} [{bar:40}] {pos}/{len} {per_sec:>12} eta {eta}")
+                .expect("a valid template")
+                .progress_chars("=> ");
+        ProgressBar::new(len as u64)
+            .with_style(style)
+            .with_message(what)
+    }
+}

@@ -1,0 +1,182 @@
+//! The benchmark's result: a table for people, JSON for machines.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::database::Check;
+use super::load::LoadResult;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `sqlite (temp file)`, `postgres`, or the target URL.
+    pub against: String,
+    pub orders: usize,
+    pub duplicates: usize,
+    pub requests: u64,
+    pub concurrency: usize,
+    /// Time to sign the notifications beforehand (not part of the load).
+    pub presign_seconds: f64,
+    pub elapsed_seconds: f64,
+    pub requests_per_second: f64,
+    pub latency_ms: Latency,
+    pub success: u64,
+    pub non_success: u64,
+    /// Replies other than `200 success`, by status and body (or transport error).
+    pub failures: BTreeMap<String, u64>,
+    /// `VmHWM` of the service process; absent against a target.
+    pub service_peak_rss_mib: Option<f64>,
+    /// Lines the service logged at `RUST_LOG=warn`; absent against a target.
+    pub service_log_lines: Option<usize>,
+    /// Absent when the database was not checked (a target without --database).
+    pub database_checks: Option<Vec<Check>>,
+    /// The machine's 1-minute load average when the load began: other work skews the figures.
+    pub load_average: Option<f64>,
+    /// Median 4 KiB write + fsync next to the SQLite file just before the load, in ms: SQLite's
+    /// one writer commits with one fsync each, so its throughput follows this.
+    pub disk_fsync_ms: Option<f64>,
+    pub passed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    fn of(load: &LoadResult) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let at = |q: f64| ms(load.latency.value_at_quantile(q));
+        Self {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p99_9: at(0.999),
+            max: ms(load.latency.max()),
+        }
+    }
+}
+
+/// What the run was, besides what the load measured.
+pub struct Run {
+    pub against: String,
+    pub orders: usize,
+    pub duplicates: usize,
+    pub concurrency: usize,
+    pub presign_seconds: f64,
+    pub peak_rss_kib: Option<u64>,
+    pub service_log_lines: Option<usize>,
+    pub load_average: Option<f64>,
+    pub fsync_ms: Option<f64>,
+}
+
+impl Report {
+    pub fn new(run: Run, load: &LoadResult, checks: Option<Vec<Check>>) -> Self {
+        let requests = load.requests();
+        let non_success = requests - load.success;
+        let seconds = load.elapsed.as_secs_f64();
+        let checks_pass = checks.as_ref().is_none_or(|c| c.iter().all(Check::passed));
+        Self {
+            against: run.against,
+            orders: run.orders,
+            duplicates: run.duplicates,
+            requests,
+            concurrency: run.concurrency,
+            presign_seconds: run.presign_seconds,
+            elapsed_seconds: seconds,
+            requests_per_second: if seconds > 0.0 {
+                requests as f64 / seconds
+            } else {
+                0.0
+            },
+            latency_ms: Latency::of(load),
+            success: load.success,
+            non_success,
+            failures: load.failures.clone(),
+            service_peak_rss_mib: run.peak_rss_kib.map(|kib| kib as f64 / 1024.0),
+            service_log_lines: run.service_log_lines,
+            load_average: run.load_average,
+            disk_fsync_ms: run.fsync_ms,
+            passed: non_success == 0 && requests > 0 && checks_pass,
+            database_checks: checks,
+        }
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = Vec::new();
+        out.push(format!("alipay-notify bench against {}", self.against));
+        out.push(format!(
+            "  {} orders + {} duplicates = {} requests over {} connections",
+            self.orders, self.duplicates, self.requests, self.concurrency
+        ));
+        let row = |name: &str, value: String| format!("  {name:<24} {value}");
+        out.push(row("elapsed", format!("{:.2} s", self.elapsed_seconds)));
+        out.push(row(
+            "throughput",
+            format!("{:.0} requests/s", self.requests_per_second),
+        ));
+        let l = &self.latency_ms;
+        for (name, value) in [
+            ("latency p50", l.p50),
+            ("latency p90", l.p90),
+            ("latency p99", l.p99),
+            ("latency p99.9", l.p99_9),
+            ("latency max", l.max),
+        ] {
+            out.push(row(name, format!("{value:.2} ms")));
+        }
+        out.push(row("success", self.success.to_string()));
+        out.push(row("non-success", self.non_success.to_string()));
+        for (what, count) in &self.failures {
+            out.push(format!("    {count:>8}  {what}"));
+        }
+        if let Some(mib) = self.service_peak_rss_mib {
+            out.push(row("service peak RSS", format!("{mib:.1} MiB")));
+        }
+        if let Some(lines) = self.service_log_lines {
+            out.push(row("service log lines", lines.to_string()));
+        }
+        if let Some(load) = self.load_average {
+            out.push(row("machine load average", format!("{load:.2} (at start)")));
+        }
+        if let Some(ms) = self.disk_fsync_ms {
+            out.push(row("disk fsync (probe)", format!("{ms:.2} ms median")));
+        }
+        out.push(row(
+            "presigning (not timed)",
+            format!("{:.2} s", self.presign_seconds),
+        ));
+        match &self.database_checks {
+            None => out.push(row("database check", "skipped (no --database)".into())),
+            Some(checks) => {
+                let ok = checks.iter().all(Check::passed);
+                out.push(row(
+                    "database check",
+                    if ok { "passed" } else { "FAILED" }.into(),
+                ));
+                for check in checks {
+                    let mark = if check.passed() { "ok " } else { "BAD" };
+                    out.push(format!(
+                        "    {mark} {:<30} {:>8} (expected {})",
+                        check.what, check.actual, check.expected
+                    ));
+                }
+            }
+        }
+        out.push(row(
+            "result",
+            if self.passed { "PASS" } else { "FAIL" }.into(),
+        ));
+        out.join("\n")
+    }
+}
+
+/// The 1-minute load average (Linux), to tell a quiet machine from a busy one.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}

@@ -1,0 +1,150 @@
+//! The real service under test, as a separate process: this same binary run as `serve`, configured
+//! through the environment exactly as a deployment is, its log kept in a file.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// What the service is started with; keys as PEM or bare base64, as the settings accept them.
+pub struct ServiceConfig<'a> {
+    pub database_url: &'a str,
+    pub app_id: &'a str,
+    pub seller_id: &'a str,
+    pub app_private_key_pem: &'a str,
+    pub alipay_public_key_base64: &'a str,
+    pub log_dir: &'a Path,
+}
+
+/// A running `alipay-notify serve`; killed if dropped before `stop`.
+pub struct Service {
+    child: Child,
+    pub address: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(config: &ServiceConfig<'_>) -> anyhow::Result<Self> {
+        let address = free_loopback_port()?;
+        let log = config.log_dir.join("service.log");
+        let exe = std::env::current_exe().context("locating this binary to run `serve`")?;
+        let child = Command::new(exe)
+            .arg("serve")
+            .env("DATABASE_URL", config.database_url)
+            .env("LISTEN_ADDR", address.to_string())
+            .env("PUBLIC_URL", format!("http://{address}"))
+            .env("ALIPAY_APP_ID", config.app_id)
+            .env("ALIPAY_APP_PRIVATE_KEY", config.app_private_key_pem)
+            .env("ALIPAY_PUBLIC_KEY", config.alipay_public_key_base64)
+            .env("ALIPAY_SELLER_ID", config.seller_id)
+            .env("RECONCILE_INTERVAL_SECONDS", "0")
+            .env("RUST_LOG", "warn")
+            // Unused, but set so that the log holds only what the notify path logs.
+            .env("API_TOKEN", format!("bench-{:016x}", fastrand::u64(..)))
+            .env_remove("ALIPAY_APP_PRIVATE_KEY_FILE")
+            .env_remove("ALIPAY_PUBLIC_KEY_FILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting `alipay-notify serve`")?;
+        Ok(Self {
+            child,
+            address,
+            log,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls `/readyz` until it answers 200 (migrations applied, database reachable).
+    pub async fn wait_ready(
+        &mut self,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let url = format!("http://{}/readyz", self.address);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("the service exited ({status}):\n{}", self.log_tail(20));
+            }
+            if let Ok(response) = client.get(&url).send().await {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("the service was not ready within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The process's peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// SIGTERM (graceful shutdown), then SIGKILL after `grace`.
+    pub async fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
+        terminate(self.pid());
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        anyhow::bail!("the service did not stop within {grace:?} of SIGTERM")
+    }
+
+    /// The last `lines` lines of the service's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// How many lines the service logged (at `RUST_LOG=warn`, each is a warning or an error).
+    pub fn log_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map_or(0, |t| t.lines().count())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(unix)]
+fn terminate(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) only sends a signal; `pid` is our own child, not yet reaped.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(_pid: u32) {}
+
+/// A port the OS just handed out on 127.0.0.1 (released again for the service to bind).
+fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
