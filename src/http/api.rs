@@ -39,6 +39,11 @@ struct OrderView {
     refunds: Vec<Refund>,
 }
 
+/// Reads a JSON body ourselves, so a bad one gets our error format (422) like any invalid input.
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON: {e}")))
+}
+
 /// Compares the bearer token in constant time; no token configured means no API.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
     let expected = state.api_token.as_ref().ok_or(Error::Unauthorized)?;
@@ -60,8 +65,7 @@ async fn create_order(
     body: Bytes,
 ) -> Result<(StatusCode, Json<OrderWithPayUrl>), Error> {
     authorize(&state, &headers)?;
-    let request: OrderRequest = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid JSON: {e}")))?;
+    let request: OrderRequest = json(&body)?;
     let new = request
         .validate(OffsetDateTime::now_utc(), state.order_expiry)
         .map_err(|e| Error::BadRequest(e.to_string()))?;
@@ -107,8 +111,7 @@ async fn create_refund(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
     authorize(&state, &headers)?;
-    let request: RefundRequest = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid JSON: {e}")))?;
+    let request: RefundRequest = json(&body)?;
     let refund = refunds::refund(
         &state.alipay,
         state.store.as_ref(),
