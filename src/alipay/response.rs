@@ -78,7 +78,12 @@ pub fn read<T: DeserializeOwned>(
     };
     let status: Status =
         serde_json::from_str(raw.get()).map_err(|e| ResponseError::Malformed(e.to_string()))?;
-    if status.code != "10000" || error_only {
+    if error_only && status.code == "10000" {
+        return Err(ResponseError::Malformed(
+            "a success under error_response".into(),
+        ));
+    }
+    if status.code != "10000" {
         return Err(ResponseError::Business {
             code: status.code,
             msg: status.msg,
@@ -155,6 +160,6 @@ mod tests {
         let node = r#"{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS"}"#;
         let body = signed(node, &key).replace("alipay_trade_query_response", "error_response");
         let error = read::<Query>(&body, "alipay.trade.query", &public).unwrap_err();
-        assert!(matches!(error, ResponseError::Business { .. }), "{error:?}");
+        assert!(matches!(error, ResponseError::Malformed(_)), "{error:?}");
     }
 }
