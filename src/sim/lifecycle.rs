@@ -118,6 +118,23 @@ pub(super) fn faults_for(shared: &Shared, book: &Book, out_trade_no: &str) -> Fa
         .unwrap_or_else(|| shared.faults.clone())
 }
 
+/// The trade behind a cashier page, with the faults that apply to its notifications.
+fn at_cashier<'b>(
+    shared: &Shared,
+    book: &'b mut Book,
+    cashier_id: &str,
+) -> Result<(Faults, &'b mut Trade), TradeError> {
+    let trade = book
+        .by_cashier_mut(cashier_id)
+        .ok_or(TradeError::NotExist)?;
+    let out_trade_no = trade.out_trade_no.clone();
+    let faults = faults_for(shared, book, &out_trade_no);
+    let trade = book
+        .by_cashier_mut(cashier_id)
+        .ok_or(TradeError::NotExist)?;
+    Ok((faults, trade))
+}
+
 /// Records a signed notification on the trade and returns its delivery, if there is a notify_url.
 pub(super) fn announce(
     shared: &Shared,
@@ -177,15 +194,7 @@ pub(crate) fn pay(
     now: OffsetDateTime,
 ) -> Result<Paid, TradeError> {
     let (paid, jobs) = shared.book.with(|book| {
-        let out_trade_no = book
-            .by_cashier_mut(cashier_id)
-            .ok_or(TradeError::NotExist)?
-            .out_trade_no
-            .clone();
-        let faults = faults_for(shared, book, &out_trade_no);
-        let trade = book
-            .by_cashier_mut(cashier_id)
-            .ok_or(TradeError::NotExist)?;
+        let (faults, trade) = at_cashier(shared, book, cashier_id)?;
         match trade.status {
             Some(status) if status.is_paid() => {
                 return Ok((Paid::Already(trade.clone()), Vec::new()))
@@ -230,15 +239,7 @@ pub(crate) fn cancel(
     now: OffsetDateTime,
 ) -> Result<Trade, TradeError> {
     let (trade, jobs) = shared.book.with(|book| {
-        let out_trade_no = book
-            .by_cashier_mut(cashier_id)
-            .ok_or(TradeError::NotExist)?
-            .out_trade_no
-            .clone();
-        let faults = faults_for(shared, book, &out_trade_no);
-        let trade = book
-            .by_cashier_mut(cashier_id)
-            .ok_or(TradeError::NotExist)?;
+        let (faults, trade) = at_cashier(shared, book, cashier_id)?;
         match trade.status {
             None => {
                 trade.buyer = Some(new_buyer());
