@@ -52,10 +52,10 @@ pub async fn handle(
         CallbackError::Form(form) => NotifyError::Malformed(form),
         other => NotifyError::Rejected(other),
     })?;
-    let entry = audit_entry(&verified, body, received_at);
     let event = match check(alipay, &verified, body, received_at) {
         Ok(event) => event,
         Err(reason) => {
+            let entry = audit_entry(&verified, body, received_at);
             store.record_anomaly(&entry, reason).await?;
             return Err(NotifyError::Anomaly {
                 reason,
@@ -63,11 +63,12 @@ pub async fn handle(
             });
         }
     };
-    let outcome = store.apply(&event).await?;
+    let out_trade_no = event.out_trade_no.clone();
+    let outcome = store.apply(event).await?;
     match (outcome.verdict, outcome.reason) {
         (Verdict::Anomaly, reason) => Err(NotifyError::Anomaly {
             reason: reason.unwrap_or("anomaly"),
-            out_trade_no: Some(event.out_trade_no),
+            out_trade_no: Some(out_trade_no),
         }),
         _ => Ok(outcome),
     }

@@ -148,7 +148,7 @@ impl Reconciler {
             TradeStatus::WaitBuyerPay => self.close(order, Some(&query)).await,
             _ => Ok(Reconciled::Applied(Box::new(
                 self.store
-                    .apply(&query_event(order, &query, status)?)
+                    .apply(query_event(order, &query, status)?)
                     .await?,
             ))),
         }
@@ -170,7 +170,7 @@ impl Reconciler {
             None => unpaid_close_event(order),
         };
         Ok(Reconciled::Applied(Box::new(
-            self.store.apply(&event).await?,
+            self.store.apply(event).await?,
         )))
     }
 }

@@ -115,7 +115,7 @@ pub async fn refund(
         raw: response.raw.into_bytes(),
         received_at: OffsetDateTime::now_utc(),
     };
-    let outcome = store.apply(&event).await?;
+    let outcome = store.apply(event).await?;
     tracing::info!(
         out_trade_no,
         out_request_no = %refund.out_request_no,

@@ -1,5 +1,6 @@
 //! Orders: the model, the state machine that moves them, and the stores that keep them.
 
+mod batch;
 pub mod input;
 pub mod model;
 mod postgres;

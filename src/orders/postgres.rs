@@ -1,10 +1,15 @@
 //! The Postgres order store, for production and for several instances sharing one database.
-//! Concurrent events for one order serialise on the order row (`select … for update`).
+//! Concurrent events for one order serialise on the order row (`select … for update`); events
+//! are applied in batches, a few statements and one commit for all that arrived together.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
 use time::OffsetDateTime;
+
+use super::batch::{ApplyBatch, Batcher};
 
 use super::model::{
     AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
@@ -13,7 +18,13 @@ use super::repository::*;
 
 pub struct PgStore {
     pool: PgPool,
+    batcher: Batcher,
 }
+
+/// Writers working on separate batches: one collects and locks while another waits for its
+/// commit to be flushed.
+const WRITERS: usize = 2;
+const MAX_BATCH: usize = 128;
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -22,7 +33,9 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        let writer = Arc::new(Writer { pool: pool.clone() });
+        let batcher = Batcher::start(writer, WRITERS, MAX_BATCH);
+        Ok(Self { pool, batcher })
     }
 
     async fn find(
@@ -30,11 +43,12 @@ impl PgStore {
         out_trade_no: &str,
         lock: bool,
     ) -> Result<Option<Order>, StoreError> {
-        let sql = format!(
-            "select {ORDER_COLUMNS} from payment_order where out_trade_no = $1{}",
-            if lock { " for update" } else { "" }
-        );
-        let row: Option<OrderRow> = sqlx::query_as(&sql)
+        let sql = if lock {
+            SELECT_ORDER_FOR_UPDATE
+        } else {
+            SELECT_ORDER
+        };
+        let row: Option<OrderRow> = sqlx::query_as(sql)
             .bind(out_trade_no)
             .fetch_optional(conn)
             .await?;
@@ -120,11 +134,13 @@ impl OrderStore for PgStore {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let sql = format!(
-            "select {ORDER_COLUMNS} from payment_order where ($1::text is null or status = $1) \
+        const SQL: &str = concat!(
+            "select ",
+            order_columns!(),
+            " from payment_order where ($1::text is null or status = $1) \
              order by created_at desc, out_trade_no limit $2"
         );
-        let rows: Vec<OrderRow> = sqlx::query_as(&sql)
+        let rows: Vec<OrderRow> = sqlx::query_as(SQL)
             .bind(status.map(OrderStatus::as_str))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -132,45 +148,8 @@ impl OrderStore for PgStore {
         rows.into_iter().map(Order::try_from).collect()
     }
 
-    async fn apply(&self, event: &PaymentEvent) -> Result<Outcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let order = Self::find(&mut tx, &event.out_trade_no, true).await?;
-        let refunded_before = order.as_ref().map_or(0, |o| o.refunded_fen);
-        let plan = Plan::new(order, event);
-        if let (Some(change), Some(order)) = (&plan.change, plan.order()) {
-            let now = OffsetDateTime::now_utc();
-            sqlx::query(UPDATE_ORDER)
-                .bind(&order.out_trade_no)
-                .bind(change.status.as_str())
-                .bind(change.alipay_trade_status.as_str())
-                .bind(&order.trade_no)
-                .bind(&order.buyer_id)
-                .bind(order.paid_at)
-                .bind(order.closed_at)
-                .bind(now)
-                .bind(order.refunded_fen)
-                .execute(&mut *tx)
-                .await?;
-            if let Some((out_request_no, grew_by)) = settled_refund(&plan, event, refunded_before) {
-                sqlx::query(SETTLE_REFUND)
-                    .bind(&order.out_trade_no)
-                    .bind(out_request_no)
-                    .bind(grew_by)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let outcome = plan.outcome;
-        Self::insert_audit(
-            &mut tx,
-            &AuditEntry::from(event),
-            outcome.verdict.as_str(),
-            outcome.reason,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(outcome)
+    async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError> {
+        self.batcher.apply(event).await
     }
 
     async fn record_anomaly(&self, entry: &AuditEntry, reason: &str) -> Result<(), StoreError> {
@@ -195,13 +174,14 @@ impl OrderStore for PgStore {
         lease_until: OffsetDateTime,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let sql = format!(
+        const SQL: &str = concat!(
             "update payment_order set lease_until = $1 where out_trade_no in ( \
                select out_trade_no from payment_order where status = 'pending' and created_at <= $2 \
                and (lease_until is null or lease_until <= $3) order by created_at limit $4 \
-               for update skip locked) returning {ORDER_COLUMNS}"
+               for update skip locked) returning ",
+            order_columns!()
         );
-        let rows: Vec<OrderRow> = sqlx::query_as(&sql)
+        let rows: Vec<OrderRow> = sqlx::query_as(SQL)
             .bind(lease_until)
             .bind(created_before)
             .bind(now)
@@ -264,5 +244,146 @@ impl OrderStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(Refund::try_from).collect()
+    }
+}
+
+const SELECT_ORDER_FOR_UPDATE: &str = concat!(
+    "select ",
+    order_columns!(),
+    " from payment_order where out_trade_no = $1 for update"
+);
+
+/// Locks the orders of a batch in key order (see `batch_keys`).
+const LOCK_ORDERS: &str = concat!(
+    "select ",
+    order_columns!(),
+    " from payment_order where out_trade_no = any($1) order by out_trade_no for update"
+);
+
+/// A batch's writes in one statement: the changed orders' new state, then one audit row per
+/// event in arrival order. Arrays keep it one prepared statement whatever the batch size.
+const WRITE_BATCH: &str = "with changed as ( \
+       update payment_order as o set status = c.status, \
+         alipay_trade_status = c.alipay_trade_status, trade_no = c.trade_no, \
+         buyer_id = c.buyer_id, paid_at = c.paid_at, closed_at = c.closed_at, \
+         refunded_fen = c.refunded_fen, updated_at = $1 \
+       from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                   $7::timestamptz[], $8::timestamptz[], $9::int8[]) \
+         as c(out_trade_no, status, alipay_trade_status, trade_no, buyer_id, paid_at, \
+              closed_at, refunded_fen) \
+       where o.out_trade_no = c.out_trade_no) \
+     insert into notification (source, notify_id, out_trade_no, trade_status, verdict, reason, \
+       raw_body, received_at) \
+     select * from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+       $15::text[], $16::bytea[], $17::timestamptz[])";
+
+/// Applies batches for `PgStore` on connections of its pool.
+struct Writer {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl ApplyBatch for Writer {
+    async fn apply_batch(&self, events: &[PaymentEvent]) -> Result<Vec<Outcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<OrderRow> = sqlx::query_as(LOCK_ORDERS)
+            .bind(batch_keys(events))
+            .fetch_all(&mut *tx)
+            .await?;
+        let plan = BatchPlan::new(by_number(rows)?, events);
+        let now = OffsetDateTime::now_utc();
+        let changed = &plan.changed;
+        let audit: Vec<_> = plan.audit(events).collect();
+        sqlx::query(WRITE_BATCH)
+            .bind(now)
+            .bind(
+                changed
+                    .iter()
+                    .map(|o| o.out_trade_no.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|o| o.status.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|o| o.alipay_trade_status.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|o| o.trade_no.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|o| o.buyer_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(changed.iter().map(|o| o.paid_at).collect::<Vec<_>>())
+            .bind(changed.iter().map(|o| o.closed_at).collect::<Vec<_>>())
+            .bind(changed.iter().map(|o| o.refunded_fen).collect::<Vec<_>>())
+            .bind(
+                audit
+                    .iter()
+                    .map(|(e, ..)| e.source.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                audit
+                    .iter()
+                    .map(|(e, ..)| e.notify_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                audit
+                    .iter()
+                    .map(|(e, ..)| e.out_trade_no.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                audit
+                    .iter()
+                    .map(|(e, ..)| e.trade_status.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                audit
+                    .iter()
+                    .map(|(_, verdict, _)| *verdict)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(audit.iter().map(|(.., reason)| *reason).collect::<Vec<_>>())
+            .bind(
+                audit
+                    .iter()
+                    .map(|(e, ..)| e.raw.as_slice())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                audit
+                    .iter()
+                    .map(|(e, ..)| e.received_at)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        for (out_trade_no, out_request_no, grew_by) in &plan.settled {
+            sqlx::query(SETTLE_REFUND)
+                .bind(out_trade_no)
+                .bind(out_request_no)
+                .bind(grew_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(plan.outcomes)
     }
 }

@@ -1,6 +1,7 @@
 //! The order store: one interface, a Postgres and a SQLite implementation, picked from the URL.
 //! Each method is a unit of work with its own transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,6 +24,23 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL; expected postgres://… or sqlite:…")]
     UnsupportedUrl,
+    #[error("the order store's writer has stopped")]
+    WriterStopped,
+    /// The failure of a batch, given to each event in it.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
+}
+
+impl StoreError {
+    /// Whether the database refused a statement, which may be about one event of a batch, as
+    /// opposed to being unreachable, which is about all of them.
+    pub fn is_statement_error(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(_)) | Self::Corrupt(_) => true,
+            Self::Shared(inner) => inner.is_statement_error(),
+            _ => false,
+        }
+    }
 }
 
 /// Whether `begin_refund` recorded a new request or found this `out_request_no` already.
@@ -63,9 +81,10 @@ pub trait OrderStore: Send + Sync + 'static {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError>;
-    /// Applies a verified event as one transaction: the order's transition (if any) together
-    /// with its audit row. Concurrent copies of one event yield exactly one `Applied`.
-    async fn apply(&self, event: &PaymentEvent) -> Result<Outcome, StoreError>;
+    /// Applies a verified event: the order's transition (if any) together with its audit row,
+    /// committed in one transaction (possibly shared with other events) before this returns.
+    /// Concurrent copies of one event yield exactly one `Applied`.
+    async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError>;
     /// Records a verified message that fails the checks made before the order is read.
     async fn record_anomaly(&self, entry: &AuditEntry, reason: &str) -> Result<(), StoreError>;
     async fn audit_log(&self, out_trade_no: &str) -> Result<Vec<AuditRecord>, StoreError>;
@@ -119,21 +138,20 @@ pub struct AuditEntry {
     pub received_at: OffsetDateTime,
 }
 
-impl From<&PaymentEvent> for AuditEntry {
-    fn from(event: &PaymentEvent) -> Self {
-        Self {
-            source: event.source.as_str(),
-            notify_id: event.notify_id.clone(),
-            out_trade_no: Some(event.out_trade_no.clone()),
-            trade_status: Some(event.trade_status.as_str().to_owned()),
-            raw: event.raw.clone(),
-            received_at: event.received_at,
-        }
-    }
+/// The columns `OrderRow` reads, as a macro so that queries can be `concat!`ed at compile time.
+macro_rules! order_columns {
+    () => {
+        "out_trade_no, subject, body, total_fen, status, trade_no, buyer_id, alipay_trade_status, \
+         refunded_fen, created_at, expires_at, paid_at, closed_at"
+    };
 }
+pub(super) use order_columns;
 
-pub(super) const ORDER_COLUMNS: &str = "out_trade_no, subject, body, total_fen, status, trade_no, \
-     buyer_id, alipay_trade_status, refunded_fen, created_at, expires_at, paid_at, closed_at";
+pub(super) const SELECT_ORDER: &str = concat!(
+    "select ",
+    order_columns!(),
+    " from payment_order where out_trade_no = $1"
+);
 
 pub(super) const INSERT_ORDER: &str = "insert into payment_order (out_trade_no, subject, body, \
      total_fen, status, created_at, updated_at, expires_at) values ($1, $2, $3, $4, 'pending', $5, $5, $6) \
@@ -368,4 +386,75 @@ impl Plan {
     pub fn order(&self) -> Option<&Order> {
         self.outcome.order.as_ref()
     }
+}
+
+/// What a batch of events writes, decided in arrival order from the orders they name (locked, or
+/// read by the only writer): each event sees the effect of the ones before it.
+pub(super) struct BatchPlan<'a> {
+    pub outcomes: Vec<Outcome>,
+    /// The changed orders, each once, as they must be stored after the batch.
+    pub changed: Vec<Order>,
+    /// Refund rows to settle: (out_trade_no, out_request_no, amount by which the refund grew).
+    pub settled: Vec<(&'a str, &'a str, i64)>,
+}
+
+impl<'a> BatchPlan<'a> {
+    pub fn new(mut orders: HashMap<String, Order>, events: &'a [PaymentEvent]) -> Self {
+        let mut changed = Vec::new();
+        let mut settled = Vec::new();
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let order = orders.get(&event.out_trade_no).cloned();
+            let refunded_before = order.as_ref().map_or(0, |o| o.refunded_fen);
+            let plan = Plan::new(order, event);
+            if let (Some(_), Some(order)) = (&plan.change, plan.order()) {
+                if let Some((out_request_no, grew_by)) =
+                    settled_refund(&plan, event, refunded_before)
+                {
+                    settled.push((event.out_trade_no.as_str(), out_request_no, grew_by));
+                }
+                if !changed.contains(&event.out_trade_no) {
+                    changed.push(event.out_trade_no.clone());
+                }
+                orders.insert(event.out_trade_no.clone(), order.clone());
+            }
+            outcomes.push(plan.outcome);
+        }
+        let changed = changed
+            .into_iter()
+            .filter_map(|no| orders.remove(&no))
+            .collect();
+        Self {
+            outcomes,
+            changed,
+            settled,
+        }
+    }
+
+    /// The audit rows, one per event, in arrival order: (entry, verdict, reason).
+    pub fn audit(
+        &self,
+        events: &'a [PaymentEvent],
+    ) -> impl Iterator<Item = (&'a PaymentEvent, &'static str, Option<&'static str>)> + '_ {
+        events
+            .iter()
+            .zip(&self.outcomes)
+            .map(|(event, outcome)| (event, outcome.verdict.as_str(), outcome.reason))
+    }
+}
+
+/// The distinct order numbers a batch names, sorted: the order in which Postgres locks them, so
+/// that two writers locking overlapping batches cannot deadlock.
+pub(super) fn batch_keys(events: &[PaymentEvent]) -> Vec<&str> {
+    let mut keys: Vec<&str> = events.iter().map(|e| e.out_trade_no.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Rows read for a batch, by order number.
+pub(super) fn by_number(rows: Vec<OrderRow>) -> Result<HashMap<String, Order>, StoreError> {
+    rows.into_iter()
+        .map(|row| Order::try_from(row).map(|order| (order.out_trade_no.clone(), order)))
+        .collect()
 }

@@ -1,11 +1,14 @@
 //! The SQLite order store: the zero-setup embedded default for a single instance.
 //! WAL with `synchronous=FULL`, so a commit is on disk before we answer `success`. Writes go
 //! through one connection and open with `BEGIN IMMEDIATE`, so they queue instead of failing
-//! with SQLITE_BUSY halfway through a transaction; no row locks are needed.
+//! with SQLITE_BUSY halfway through a transaction; no row locks are needed. Payment events are
+//! applied in batches, so one fsync commits all that arrived while the previous batch committed.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -13,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 use time::OffsetDateTime;
 
+use super::batch::{ApplyBatch, Batcher};
 use super::model::{
     AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
 };
@@ -22,7 +26,10 @@ pub struct SqliteStore {
     /// One connection: SQLite has a single writer anyway.
     writer: SqlitePool,
     readers: SqlitePool,
+    batcher: Batcher,
 }
+
+const MAX_BATCH: usize = 128;
 
 impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -47,19 +54,29 @@ impl SqliteStore {
         };
         let writer = pool(1).await?;
         let readers = pool(4).await?;
-        Ok(Self { writer, readers })
+        let batcher = Batcher::start(
+            Arc::new(Writer {
+                pool: writer.clone(),
+            }),
+            1,
+            MAX_BATCH,
+        );
+        Ok(Self {
+            writer,
+            readers,
+            batcher,
+        })
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        begin(&self.writer).await
     }
 
     async fn find(
         conn: &mut SqliteConnection,
         out_trade_no: &str,
     ) -> Result<Option<Order>, StoreError> {
-        let sql = format!("select {ORDER_COLUMNS} from payment_order where out_trade_no = $1");
-        let row: Option<OrderRow> = sqlx::query_as(&sql)
+        let row: Option<OrderRow> = sqlx::query_as(SELECT_ORDER)
             .bind(out_trade_no)
             .fetch_optional(conn)
             .await?;
@@ -145,11 +162,13 @@ impl OrderStore for SqliteStore {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let sql = format!(
-            "select {ORDER_COLUMNS} from payment_order where ($1 is null or status = $1) \
+        const SQL: &str = concat!(
+            "select ",
+            order_columns!(),
+            " from payment_order where ($1 is null or status = $1) \
              order by created_at desc, out_trade_no limit $2"
         );
-        let rows: Vec<OrderRow> = sqlx::query_as(&sql)
+        let rows: Vec<OrderRow> = sqlx::query_as(SQL)
             .bind(status.map(OrderStatus::as_str))
             .bind(limit)
             .fetch_all(&self.readers)
@@ -157,45 +176,8 @@ impl OrderStore for SqliteStore {
         rows.into_iter().map(Order::try_from).collect()
     }
 
-    async fn apply(&self, event: &PaymentEvent) -> Result<Outcome, StoreError> {
-        let mut tx = self.begin().await?;
-        let order = Self::find(&mut tx, &event.out_trade_no).await?;
-        let refunded_before = order.as_ref().map_or(0, |o| o.refunded_fen);
-        let plan = Plan::new(order, event);
-        if let (Some(change), Some(order)) = (&plan.change, plan.order()) {
-            let now = OffsetDateTime::now_utc();
-            sqlx::query(UPDATE_ORDER)
-                .bind(&order.out_trade_no)
-                .bind(change.status.as_str())
-                .bind(change.alipay_trade_status.as_str())
-                .bind(&order.trade_no)
-                .bind(&order.buyer_id)
-                .bind(order.paid_at)
-                .bind(order.closed_at)
-                .bind(now)
-                .bind(order.refunded_fen)
-                .execute(&mut *tx)
-                .await?;
-            if let Some((out_request_no, grew_by)) = settled_refund(&plan, event, refunded_before) {
-                sqlx::query(SETTLE_REFUND)
-                    .bind(&order.out_trade_no)
-                    .bind(out_request_no)
-                    .bind(grew_by)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let outcome = plan.outcome;
-        Self::insert_audit(
-            &mut tx,
-            &AuditEntry::from(event),
-            outcome.verdict.as_str(),
-            outcome.reason,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(outcome)
+    async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError> {
+        self.batcher.apply(event).await
     }
 
     async fn record_anomaly(&self, entry: &AuditEntry, reason: &str) -> Result<(), StoreError> {
@@ -220,13 +202,14 @@ impl OrderStore for SqliteStore {
         lease_until: OffsetDateTime,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let sql = format!(
+        const SQL: &str = concat!(
             "update payment_order set lease_until = $1 where out_trade_no in ( \
                select out_trade_no from payment_order where status = 'pending' and created_at <= $2 \
                and (lease_until is null or lease_until <= $3) order by created_at limit $4) \
-             returning {ORDER_COLUMNS}"
+             returning ",
+            order_columns!()
         );
-        let rows: Vec<OrderRow> = sqlx::query_as(&sql)
+        let rows: Vec<OrderRow> = sqlx::query_as(SQL)
             .bind(lease_until)
             .bind(created_before)
             .bind(now)
@@ -289,5 +272,76 @@ impl OrderStore for SqliteStore {
             .fetch_all(&self.readers)
             .await?;
         rows.into_iter().map(Refund::try_from).collect()
+    }
+}
+
+async fn begin(writer: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    Ok(writer.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+/// The orders of a batch; the keys are passed as one JSON array.
+const SELECT_ORDERS: &str = concat!(
+    "select ",
+    order_columns!(),
+    " from payment_order where out_trade_no in (select value from json_each($1))"
+);
+
+/// Applies batches for `SqliteStore` on its writer connection.
+struct Writer {
+    pool: SqlitePool,
+}
+
+#[async_trait]
+impl ApplyBatch for Writer {
+    async fn apply_batch(&self, events: &[PaymentEvent]) -> Result<Vec<Outcome>, StoreError> {
+        let keys = serde_json::to_string(&batch_keys(events))
+            .map_err(|e| StoreError::Corrupt(format!("order numbers as JSON: {e}")))?;
+        let mut tx = begin(&self.pool).await?;
+        let rows: Vec<OrderRow> = sqlx::query_as(SELECT_ORDERS)
+            .bind(keys)
+            .fetch_all(&mut *tx)
+            .await?;
+        let plan = BatchPlan::new(by_number(rows)?, events);
+        let now = OffsetDateTime::now_utc();
+        for order in &plan.changed {
+            sqlx::query(UPDATE_ORDER)
+                .bind(&order.out_trade_no)
+                .bind(order.status.as_str())
+                .bind(&order.alipay_trade_status)
+                .bind(&order.trade_no)
+                .bind(&order.buyer_id)
+                .bind(order.paid_at)
+                .bind(order.closed_at)
+                .bind(now)
+                .bind(order.refunded_fen)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (out_trade_no, out_request_no, grew_by) in &plan.settled {
+            sqlx::query(SETTLE_REFUND)
+                .bind(out_trade_no)
+                .bind(out_request_no)
+                .bind(grew_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // One statement per audit row: SQLite runs in-process, and a prepared single-row insert
+        // is cached, where a multi-row one would be a new statement for every batch size.
+        for (event, verdict, reason) in plan.audit(events) {
+            sqlx::query(INSERT_AUDIT)
+                .bind(event.source.as_str())
+                .bind(&event.notify_id)
+                .bind(&event.out_trade_no)
+                .bind(event.trade_status.as_str())
+                .bind(verdict)
+                .bind(reason)
+                .bind(&event.raw)
+                .bind(event.received_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(plan.outcomes)
     }
 }
