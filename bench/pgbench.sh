@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The database's ceiling for the notify path: pgbench running bench/pgbench-notify.sql (the
-# statements PgStore::apply makes per notification) on a fresh database with ORDERS pending
+# statements PgStore makes per batch of notifications) on a fresh database with ORDERS pending
 # orders, so that "our notify/s" from `alipay-notify bench --database postgres://…` can be read
-# against "pgbench tps" on the same server.
+# against "pgbench notifications/s" (tps x BATCH) on the same server.
 #
-#   bash bench/pgbench.sh                      # 100000 orders, -c 16 -j 2 -T 10
+#   bash bench/pgbench.sh                      # 100000 orders, -c 16 -j 2 -T 10, BATCH=1
+#   BATCH=8 bash bench/pgbench.sh              # 8 notifications per transaction
 #   ORDERS=20000 CLIENTS=10 bash bench/pgbench.sh
 #
 # ADMIN_URL names the server (a database there to connect to; default the tests' server). A
@@ -17,6 +18,7 @@ ORDERS="${ORDERS:-100000}"
 CLIENTS="${CLIENTS:-16}"
 JOBS="${JOBS:-2}"
 DURATION="${DURATION:-10}"
+BATCH="${BATCH:-1}"
 
 db="alipay_notify_pgbench_$$"
 url="${ADMIN_URL%/*}/$db"
@@ -34,8 +36,11 @@ select 'PGB' || n, 'Oolong tea', 12880, 'pending', now(), now(), now() + interva
 vacuum analyze;
 SQL
 
-echo "pgbench: $ORDERS orders, -c $CLIENTS -j $JOBS -T $DURATION, prepared statements (as sqlx)"
-pgbench -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$DURATION" -D orders="$ORDERS" \
-  -f bench/pgbench-notify.sql "$url"
+echo "pgbench: $ORDERS orders, batches of $BATCH, -c $CLIENTS -j $JOBS -T $DURATION, prepared statements (as sqlx)"
+out="$(pgbench -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$DURATION" -D orders="$ORDERS" \
+  -D batch="$BATCH" -f bench/pgbench-notify.sql "$url")"
+echo "$out"
+tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")"
+[ -n "$tps" ] && echo "notifications/s (tps x $BATCH): $(awk -v t="$tps" -v b="$BATCH" 'BEGIN { printf "%.0f", t * b }')"
 psql "$url" -At -c "select 'audit rows: ' || count(*) || ', paid orders: ' ||
   (select count(*) from payment_order where status = 'paid') from notification"

@@ -1,9 +1,7 @@
 //! Verifying what Alipay sends us: asynchronous notifications and return_url redirects. Both are
 //! signed the same way; only after verification are the parameters decoded and trusted.
 
-use std::collections::BTreeMap;
-
-use super::form::{FormError, RawParams};
+use super::form::{FormError, RawParams, TextParams};
 use super::keys::PublicKey;
 use super::sign::{sign_content, CALLBACK_EXCLUDED};
 
@@ -33,14 +31,11 @@ impl CallbackError {
 
 /// Parameters whose signature has been verified with Alipay's public key, decoded to UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified(BTreeMap<String, String>);
+pub struct Verified(TextParams);
 
 impl Verified {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(key).filter(|v| !v.is_empty())
     }
 }
 
@@ -59,5 +54,5 @@ pub fn verify(raw: &RawParams, key: &PublicKey) -> Result<Verified, CallbackErro
     let content = sign_content(raw.iter(), CALLBACK_EXCLUDED);
     key.verify(&content, sign)
         .map_err(|_| CallbackError::Signature)?;
-    Ok(Verified(raw.decode()?.into_iter().collect()))
+    Ok(Verified(raw.text()?))
 }

@@ -180,7 +180,16 @@ impl BenchArgs {
             .sqlite_dir()
             .and_then(|dir| disk::fsync_median_ms(&dir, 30));
         let load_average = report::load_average();
+        let cpu_before = (
+            service.cpu_seconds(),
+            service::cpu_seconds("/proc/self/stat"),
+        );
         let load = self.load(&client, &notify_url, bodies).await;
+        let cpu_after = (
+            service.cpu_seconds(),
+            service::cpu_seconds("/proc/self/stat"),
+        );
+        let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
 
         let peak_rss_kib = service.peak_rss_kib();
         let log_lines = service.log_lines();
@@ -205,6 +214,8 @@ impl BenchArgs {
             service_log_lines: Some(log_lines),
             load_average,
             fsync_ms,
+            service_cpu_seconds: used(cpu_before.0, cpu_after.0),
+            bench_cpu_seconds: used(cpu_before.1, cpu_after.1),
         };
         Ok(Report::new(run, &load, Some(checks)))
     }
@@ -256,7 +267,11 @@ impl BenchArgs {
         creating.finish_and_clear();
         let notify_url = target.join("alipay/notify")?;
         let load_average = report::load_average();
+        let cpu_before = service::cpu_seconds("/proc/self/stat");
         let load = self.load(&client, notify_url.as_str(), bodies).await;
+        let bench_cpu_seconds = service::cpu_seconds("/proc/self/stat")
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
 
         let checks = match &self.database {
             Some(url) => Some(
@@ -280,6 +295,8 @@ impl BenchArgs {
             service_log_lines: None,
             load_average,
             fsync_ms: None,
+            service_cpu_seconds: None,
+            bench_cpu_seconds,
         };
         Ok(Report::new(run, &load, checks))
     }

@@ -35,6 +35,11 @@ pub struct Report {
     /// Median 4 KiB write + fsync next to the SQLite file just before the load, in ms: SQLite's
     /// one writer commits with one fsync each, so its throughput follows this.
     pub disk_fsync_ms: Option<f64>,
+    /// CPU time the service used during the load, per request, in µs (user + system); absent
+    /// against a target.
+    pub service_cpu_us_per_request: Option<f64>,
+    /// The same for this process, the load generator, which shares the machine.
+    pub load_generator_cpu_us_per_request: Option<f64>,
     pub passed: bool,
 }
 
@@ -72,6 +77,8 @@ pub struct Run {
     pub service_log_lines: Option<usize>,
     pub load_average: Option<f64>,
     pub fsync_ms: Option<f64>,
+    pub service_cpu_seconds: Option<f64>,
+    pub bench_cpu_seconds: Option<f64>,
 }
 
 impl Report {
@@ -80,6 +87,10 @@ impl Report {
         let non_success = requests - load.success;
         let seconds = load.elapsed.as_secs_f64();
         let checks_pass = checks.as_ref().is_none_or(|c| c.iter().all(Check::passed));
+        let per_request = |cpu: Option<f64>| {
+            cpu.filter(|_| requests > 0)
+                .map(|seconds| seconds * 1e6 / requests as f64)
+        };
         Self {
             against: run.against,
             orders: run.orders,
@@ -101,6 +112,8 @@ impl Report {
             service_log_lines: run.service_log_lines,
             load_average: run.load_average,
             disk_fsync_ms: run.fsync_ms,
+            service_cpu_us_per_request: per_request(run.service_cpu_seconds),
+            load_generator_cpu_us_per_request: per_request(run.bench_cpu_seconds),
             passed: non_success == 0 && requests > 0 && checks_pass,
             database_checks: checks,
         }
@@ -136,6 +149,12 @@ impl Report {
         }
         if let Some(mib) = self.service_peak_rss_mib {
             out.push(row("service peak RSS", format!("{mib:.1} MiB")));
+        }
+        if let Some(us) = self.service_cpu_us_per_request {
+            out.push(row("service CPU", format!("{us:.0} µs per request")));
+        }
+        if let Some(us) = self.load_generator_cpu_us_per_request {
+            out.push(row("load generator CPU", format!("{us:.0} µs per request")));
         }
         if let Some(lines) = self.service_log_lines {
             out.push(row("service log lines", lines.to_string()));

@@ -92,6 +92,11 @@ impl Service {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// CPU time the process has used so far (user + system), from `/proc/<pid>/stat`.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.pid()))
+    }
+
     /// SIGTERM (graceful shutdown), then SIGKILL after `grace`.
     pub async fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
         terminate(self.pid());
@@ -147,4 +152,15 @@ fn terminate(_pid: u32) {}
 fn free_loopback_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
+}
+
+/// utime + stime of a `/proc/…/stat` file, in seconds.
+pub fn cpu_seconds(stat_path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are fixed.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
