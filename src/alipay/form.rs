@@ -52,17 +52,20 @@ impl RawParams {
             let start = params.bytes.len();
             percent_decode(key, &mut params.bytes)?;
             let mid = params.bytes.len();
-            let key = &params.bytes[start..mid];
-            if key.is_empty() {
+            if mid == start {
                 return Err(FormError::EmptyKey);
-            }
-            if params.iter().any(|(k, _)| k == key) {
-                return Err(FormError::Duplicate(
-                    String::from_utf8_lossy(key).into_owned(),
-                ));
             }
             percent_decode(value, &mut params.bytes)?;
             params.pairs.push((start, mid, params.bytes.len()));
+        }
+        // Sorted, a repeat sits next to its first copy: n log n, where comparing each key with
+        // every earlier one was a twentieth of the notify path's CPU.
+        let mut keys: Vec<&[u8]> = params.iter().map(|(key, _)| key).collect();
+        keys.sort_unstable();
+        if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(FormError::Duplicate(
+                String::from_utf8_lossy(pair[0]).into_owned(),
+            ));
         }
         Ok(params)
     }

@@ -233,6 +233,23 @@ pub async fn check(
     Ok(checks)
 }
 
+/// Audit rows per transaction that wrote them: how much group commit happened. Postgres only,
+/// where rows inserted by one transaction share its `xmin`.
+pub async fn rows_per_commit(url: &str, scope: &Scope) -> anyhow::Result<Option<f64>> {
+    let Reader::Postgres(pool) = Reader::connect(url).await? else {
+        return Ok(None);
+    };
+    let ratio: Option<f64> = sqlx::query_scalar(
+        "select count(*)::float8 / nullif(count(distinct xmin::text), 0) from notification \
+         where out_trade_no like $1",
+    )
+    .bind(&scope.all)
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    Ok(ratio)
+}
+
 /// Read-only access for the checks; plain SQL valid on both backends.
 enum Reader {
     Postgres(PgPool),

@@ -204,6 +204,7 @@ impl BenchArgs {
             load.requests() as i64,
         )
         .await?;
+        let rows_per_commit = database::rows_per_commit(&database.url, &plan.scope(true)).await?;
         let run = Run {
             against: database.kind.clone(),
             orders: plan.sent.len(),
@@ -216,6 +217,7 @@ impl BenchArgs {
             fsync_ms,
             service_cpu_seconds: used(cpu_before.0, cpu_after.0),
             bench_cpu_seconds: used(cpu_before.1, cpu_after.1),
+            rows_per_commit,
         };
         Ok(Report::new(run, &load, Some(checks)))
     }
@@ -297,6 +299,7 @@ impl BenchArgs {
             fsync_ms: None,
             service_cpu_seconds: None,
             bench_cpu_seconds,
+            rows_per_commit: None,
         };
         Ok(Report::new(run, &load, checks))
     }

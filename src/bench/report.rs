@@ -40,6 +40,8 @@ pub struct Report {
     pub service_cpu_us_per_request: Option<f64>,
     /// The same for this process, the load generator, which shares the machine.
     pub load_generator_cpu_us_per_request: Option<f64>,
+    /// Notifications committed per transaction (group commit); Postgres only.
+    pub notifications_per_commit: Option<f64>,
     pub passed: bool,
 }
 
@@ -79,6 +81,7 @@ pub struct Run {
     pub fsync_ms: Option<f64>,
     pub service_cpu_seconds: Option<f64>,
     pub bench_cpu_seconds: Option<f64>,
+    pub rows_per_commit: Option<f64>,
 }
 
 impl Report {
@@ -114,6 +117,7 @@ impl Report {
             disk_fsync_ms: run.fsync_ms,
             service_cpu_us_per_request: per_request(run.service_cpu_seconds),
             load_generator_cpu_us_per_request: per_request(run.bench_cpu_seconds),
+            notifications_per_commit: run.rows_per_commit,
             passed: non_success == 0 && requests > 0 && checks_pass,
             database_checks: checks,
         }
@@ -155,6 +159,9 @@ impl Report {
         }
         if let Some(us) = self.load_generator_cpu_us_per_request {
             out.push(row("load generator CPU", format!("{us:.0} µs per request")));
+        }
+        if let Some(n) = self.notifications_per_commit {
+            out.push(row("notifications per commit", format!("{n:.1}")));
         }
         if let Some(lines) = self.service_log_lines {
             out.push(row("service log lines", lines.to_string()));
