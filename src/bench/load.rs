@@ -53,6 +53,7 @@ pub async fn send_all(
     concurrency: usize,
     progress: &ProgressBar,
 ) -> LoadResult {
+    let plain = Plain::of(notify_url).map(Arc::new);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency.max(1))
@@ -60,6 +61,7 @@ pub async fn send_all(
             let worker = Worker {
                 client: client.clone(),
                 url: notify_url.to_owned(),
+                plain: plain.clone(),
                 connection: None,
                 bodies: bodies.clone(),
                 next: next.clone(),
@@ -100,9 +102,29 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
+/// Where a plain `http://` URL points, taken apart once rather than per request.
+struct Plain {
+    authority: String,
+    path: String,
+}
+
+impl Plain {
+    fn of(url: &str) -> Option<Self> {
+        let uri: hyper::Uri = url.parse().ok()?;
+        (uri.scheme_str() == Some("http")).then(|| Self {
+            authority: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+            path: uri.path().to_owned(),
+        })
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
 struct Worker {
     client: reqwest::Client,
     url: String,
+    /// Set for plain HTTP, which goes over `connection` rather than through `client`.
+    plain: Option<Arc<Plain>>,
     /// This worker's keep-alive connection, for plain HTTP.
     connection: Option<SendRequest<Full<Bytes>>>,
     bodies: Arc<Vec<Arc<[u8]>>>,
@@ -124,10 +146,9 @@ impl Worker {
                 break;
             };
             let started = Instant::now();
-            let reply = if self.url.starts_with("http://") {
-                self.post_plain(&body).await
-            } else {
-                self.post(body.to_vec()).await.map_err(|e| e.to_string())
+            let reply = match self.plain.clone() {
+                Some(plain) => self.post_plain(&plain, &body).await,
+                None => self.post(body.to_vec()).await.map_err(|e| e.to_string()),
             };
             let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             result.latency.saturating_record(micros.max(1));
@@ -152,21 +173,23 @@ impl Worker {
         result
     }
 
-    async fn post_plain(&mut self, body: &[u8]) -> Result<(u16, String), String> {
-        let result = self.try_post_plain(body).await;
+    async fn post_plain(&mut self, plain: &Plain, body: &[u8]) -> Result<(u16, String), String> {
+        let result = self.try_post_plain(plain, body).await;
         if result.is_err() {
             self.connection = None;
         }
         result.map_err(|e| e.to_string())
     }
 
-    async fn try_post_plain(&mut self, body: &[u8]) -> anyhow::Result<(u16, String)> {
-        let uri: hyper::Uri = self.url.parse()?;
-        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+    async fn try_post_plain(
+        &mut self,
+        plain: &Plain,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, String)> {
         let sender = match &mut self.connection {
             Some(sender) => sender,
             None => {
-                let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+                let stream = tokio::net::TcpStream::connect(plain.authority.as_str()).await?;
                 stream.set_nodelay(true)?;
                 let (sender, connection) =
                     hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -175,12 +198,9 @@ impl Worker {
             }
         };
         sender.ready().await?;
-        let request = hyper::Request::post(uri.path())
-            .header(hyper::header::HOST, authority)
-            .header(
-                hyper::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
+        let request = hyper::Request::post(plain.path.as_str())
+            .header(hyper::header::HOST, plain.authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, FORM)
             .body(Full::new(Bytes::copy_from_slice(body)))?;
         let response = tokio::time::timeout(TIMEOUT, sender.send_request(request)).await??;
         let status = response.status().as_u16();
@@ -192,10 +212,7 @@ impl Worker {
         let response = self
             .client
             .post(&self.url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
+            .header(reqwest::header::CONTENT_TYPE, FORM)
             .body(body)
             .send()
             .await?;

@@ -189,7 +189,6 @@ impl BenchArgs {
             service.cpu_seconds(),
             service::cpu_seconds("/proc/self/stat"),
         );
-        let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
 
         let peak_rss_kib = service.peak_rss_kib();
         let log_lines = service.log_lines();
@@ -215,8 +214,8 @@ impl BenchArgs {
             service_log_lines: Some(log_lines),
             load_average,
             fsync_ms,
-            service_cpu_seconds: used(cpu_before.0, cpu_after.0),
-            bench_cpu_seconds: used(cpu_before.1, cpu_after.1),
+            service_cpu_seconds: service::cpu_used(cpu_before.0, cpu_after.0),
+            bench_cpu_seconds: service::cpu_used(cpu_before.1, cpu_after.1),
             rows_per_commit,
         };
         Ok(Report::new(run, &load, Some(checks)))
@@ -271,9 +270,8 @@ impl BenchArgs {
         let load_average = report::load_average();
         let cpu_before = service::cpu_seconds("/proc/self/stat");
         let load = self.load(&client, notify_url.as_str(), bodies).await;
-        let bench_cpu_seconds = service::cpu_seconds("/proc/self/stat")
-            .zip(cpu_before)
-            .map(|(after, before)| after - before);
+        let bench_cpu_seconds =
+            service::cpu_used(cpu_before, service::cpu_seconds("/proc/self/stat"));
 
         let checks = match &self.database {
             Some(url) => Some(

@@ -164,3 +164,8 @@ pub fn cpu_seconds(stat_path: &str) -> Option<f64> {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
+
+/// The CPU time spent between two readings of [`cpu_seconds`], when both were read.
+pub fn cpu_used(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    Some(after? - before?)
+}

@@ -277,6 +277,11 @@ const WRITE_BATCH: &str = "with changed as ( \
      select * from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
        $15::text[], $16::bytea[], $17::timestamptz[])";
 
+/// One field of every row, as the array bound to an `unnest` column.
+fn column<'a, T, U>(rows: &'a [T], field: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(field).collect()
+}
+
 /// Applies batches for `PgStore` on connections of its pool.
 struct Writer {
     pool: PgPool,
@@ -296,82 +301,22 @@ impl ApplyBatch for Writer {
         let audit: Vec<_> = plan.audit(events).collect();
         sqlx::query(WRITE_BATCH)
             .bind(now)
-            .bind(
-                changed
-                    .iter()
-                    .map(|o| o.out_trade_no.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|o| o.status.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|o| o.alipay_trade_status.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|o| o.trade_no.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|o| o.buyer_id.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(changed.iter().map(|o| o.paid_at).collect::<Vec<_>>())
-            .bind(changed.iter().map(|o| o.closed_at).collect::<Vec<_>>())
-            .bind(changed.iter().map(|o| o.refunded_fen).collect::<Vec<_>>())
-            .bind(
-                audit
-                    .iter()
-                    .map(|(e, ..)| e.source.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                audit
-                    .iter()
-                    .map(|(e, ..)| e.notify_id.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                audit
-                    .iter()
-                    .map(|(e, ..)| e.out_trade_no.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                audit
-                    .iter()
-                    .map(|(e, ..)| e.trade_status.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                audit
-                    .iter()
-                    .map(|(_, verdict, _)| *verdict)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(audit.iter().map(|(.., reason)| *reason).collect::<Vec<_>>())
-            .bind(
-                audit
-                    .iter()
-                    .map(|(e, ..)| e.raw.as_slice())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                audit
-                    .iter()
-                    .map(|(e, ..)| e.received_at)
-                    .collect::<Vec<_>>(),
-            )
+            .bind(column(changed, |o| o.out_trade_no.as_str()))
+            .bind(column(changed, |o| o.status.as_str()))
+            .bind(column(changed, |o| o.alipay_trade_status.as_deref()))
+            .bind(column(changed, |o| o.trade_no.as_deref()))
+            .bind(column(changed, |o| o.buyer_id.as_deref()))
+            .bind(column(changed, |o| o.paid_at))
+            .bind(column(changed, |o| o.closed_at))
+            .bind(column(changed, |o| o.refunded_fen))
+            .bind(column(&audit, |(e, ..)| e.source.as_str()))
+            .bind(column(&audit, |(e, ..)| e.notify_id.as_deref()))
+            .bind(column(&audit, |(e, ..)| e.out_trade_no.as_str()))
+            .bind(column(&audit, |(e, ..)| e.trade_status.as_str()))
+            .bind(column(&audit, |(_, verdict, _)| *verdict))
+            .bind(column(&audit, |(.., reason)| *reason))
+            .bind(column(&audit, |(e, ..)| e.raw.as_slice()))
+            .bind(column(&audit, |(e, ..)| e.received_at))
             .execute(&mut *tx)
             .await?;
         for (out_trade_no, out_request_no, grew_by) in &plan.settled {
