@@ -1,20 +1,13 @@
 //! The benchmark's database: a fresh one to run on (a temp SQLite file, a new file, or a uniquely
-//! named Postgres database dropped afterwards), seeding it, and checking it afterwards.
+//! named Postgres database dropped afterwards), and checking it afterwards.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use futures::{StreamExt, TryStreamExt};
-use indicatif::ProgressBar;
 use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
-use time::OffsetDateTime;
-
-use super::notifications::PaidOrder;
-use crate::orders::{self, Created, NewOrder, OrderStore};
 
 /// A database made for one run; `drop` removes it (the temp dir goes with the value).
 pub struct FreshDatabase {
@@ -100,50 +93,6 @@ impl FreshDatabase {
         }
         Ok(())
     }
-}
-
-/// Stores `orders` as pending, as `POST /api/orders` would, a few at a time (Postgres commits
-/// concurrently; SQLite queues them on its one writer anyway).
-pub async fn seed(
-    store: &Arc<dyn OrderStore>,
-    orders: &[PaidOrder],
-    subject: &str,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
-    let now = OffsetDateTime::now_utc();
-    futures::stream::iter(orders)
-        .map(|order| {
-            let new = NewOrder {
-                out_trade_no: order.out_trade_no.clone(),
-                subject: subject.to_owned(),
-                body: None,
-                total_amount: order.amount,
-                created_at: now,
-                expires_at: now + time::Duration::hours(2),
-            };
-            async move {
-                match store.create_order(&new).await? {
-                    Created::New(_) => {
-                        progress.inc(1);
-                        Ok(())
-                    }
-                    Created::Existing(_) => Err(anyhow::anyhow!(
-                        "order {} already existed",
-                        new.out_trade_no
-                    )),
-                }
-            }
-        })
-        .buffer_unordered(8)
-        .try_collect::<()>()
-        .await
-}
-
-/// Connects and applies migrations, as `serve` does at start.
-pub async fn store(url: &str) -> anyhow::Result<Arc<dyn OrderStore>> {
-    let store = orders::connect(url, 8).await?;
-    store.migrate().await?;
-    Ok(store)
 }
 
 /// Which rows belong to this run: `out_trade_no like` patterns.

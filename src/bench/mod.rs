@@ -25,7 +25,7 @@ use crate::alipay::keys::PrivateKey;
 use crate::money::Amount;
 use database::{FreshDatabase, Scope};
 use notifications::{Merchant, PaidOrder, SUBJECT};
-use report::{Report, Run};
+use report::{OrdersApi, Report, Run};
 use service::{Service, ServiceConfig};
 
 /// Notifications `--smoke` sends: enough to cross every path, quick enough for CI.
@@ -164,17 +164,24 @@ impl BenchArgs {
         let alipay_key = Arc::new(PrivateKey::generate());
         let (bodies, presign_seconds) = self.presign(plan, &alipay_key).await?;
 
-        let store = database::store(&database.url).await?;
-        let seeding = self.bar(plan.sent.len() + plan.controls.len(), "seeding");
-        database::seed(&store, &plan.all_orders(), SUBJECT, &seeding).await?;
-        seeding.finish_and_clear();
-        drop(store);
-
         let log_dir = tempfile::tempdir()?;
         let client = load::client(self.concurrency)?;
+        let api_token = SecretString::from(format!("bench-{:016x}", fastrand::u64(..)));
         let service = self
-            .start_service(&database.url, &alipay_key, log_dir.path(), &client)
+            .start_service(
+                &database.url,
+                &alipay_key,
+                &api_token,
+                log_dir.path(),
+                &client,
+            )
             .await?;
+        let base = url::Url::parse(&format!("http://{}/", service.address))?;
+        let cpu_before = service.cpu_seconds();
+        let orders_api = self
+            .create_orders(&client, &base, &api_token, plan)
+            .await?
+            .with_service_cpu(service::cpu_used(cpu_before, service.cpu_seconds()));
         let notify_url = format!("http://{}/alipay/notify", service.address);
         let fsync_ms = database
             .sqlite_dir()
@@ -217,6 +224,7 @@ impl BenchArgs {
             service_cpu_seconds: service::cpu_used(cpu_before.0, cpu_after.0),
             bench_cpu_seconds: service::cpu_used(cpu_before.1, cpu_after.1),
             rows_per_commit,
+            orders_api: Some(orders_api),
         };
         Ok(Report::new(run, &load, Some(checks)))
     }
@@ -226,6 +234,7 @@ impl BenchArgs {
         &self,
         database_url: &str,
         alipay_key: &PrivateKey,
+        api_token: &SecretString,
         log_dir: &Path,
         client: &reqwest::Client,
     ) -> anyhow::Result<Service> {
@@ -236,6 +245,7 @@ impl BenchArgs {
             seller_id: &self.seller_id,
             app_private_key_pem: &app_key.to_pkcs8_pem(),
             alipay_public_key_base64: &alipay_key.public_key_base64(),
+            api_token,
             log_dir,
         })?;
         service.wait_ready(client, Duration::from_secs(60)).await?;
@@ -253,19 +263,7 @@ impl BenchArgs {
         let (bodies, presign_seconds) = self.presign(plan, &key).await?;
 
         let client = load::client(self.concurrency)?;
-        let creating = self.bar(plan.sent.len() + plan.controls.len(), "orders");
-        let orders = plan.all_orders();
-        target::create_orders(
-            &client,
-            target,
-            token,
-            &orders,
-            SUBJECT,
-            self.concurrency,
-            &creating,
-        )
-        .await?;
-        creating.finish_and_clear();
+        let orders_api = self.create_orders(&client, target, token, plan).await?;
         let notify_url = target.join("alipay/notify")?;
         let load_average = report::load_average();
         let cpu_before = service::cpu_seconds("/proc/self/stat");
@@ -298,8 +296,35 @@ impl BenchArgs {
             service_cpu_seconds: None,
             bench_cpu_seconds,
             rows_per_commit: None,
+            orders_api: Some(orders_api),
         };
         Ok(Report::new(run, &load, checks))
+    }
+
+    /// Every order of the plan through `POST /api/orders`, as a merchant's back end creates them
+    /// (each answer carries a freshly signed page-pay URL), timed.
+    async fn create_orders(
+        &self,
+        client: &reqwest::Client,
+        base: &url::Url,
+        token: &SecretString,
+        plan: &Plan,
+    ) -> anyhow::Result<OrdersApi> {
+        let orders = plan.all_orders();
+        let creating = self.bar(orders.len(), "orders");
+        let started = Instant::now();
+        target::create_orders(
+            client,
+            base,
+            token,
+            &orders,
+            SUBJECT,
+            self.concurrency,
+            &creating,
+        )
+        .await?;
+        creating.finish_and_clear();
+        Ok(OrdersApi::new(orders.len(), started.elapsed()))
     }
 
     /// Signs every notification before the clock starts, and shuffles the repeats in.

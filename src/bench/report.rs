@@ -42,7 +42,36 @@ pub struct Report {
     pub load_generator_cpu_us_per_request: Option<f64>,
     /// Notifications committed per transaction (group commit); Postgres only.
     pub notifications_per_commit: Option<f64>,
+    /// Creating the orders beforehand through `POST /api/orders`.
+    pub orders_api: Option<OrdersApi>,
     pub passed: bool,
+}
+
+/// How fast the service created the run's orders (each with a signed page-pay URL), over the
+/// same number of connections; not part of the notify figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrdersApi {
+    pub orders: usize,
+    pub orders_per_second: f64,
+    /// Service CPU (user + system) per order, in µs; absent against a target.
+    pub service_cpu_us_per_order: Option<f64>,
+}
+
+impl OrdersApi {
+    pub fn new(orders: usize, elapsed: std::time::Duration) -> Self {
+        Self {
+            orders,
+            orders_per_second: orders as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+            service_cpu_us_per_order: None,
+        }
+    }
+
+    pub fn with_service_cpu(mut self, seconds: Option<f64>) -> Self {
+        self.service_cpu_us_per_order = seconds
+            .filter(|_| self.orders > 0)
+            .map(|s| s * 1e6 / self.orders as f64);
+        self
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +111,7 @@ pub struct Run {
     pub service_cpu_seconds: Option<f64>,
     pub bench_cpu_seconds: Option<f64>,
     pub rows_per_commit: Option<f64>,
+    pub orders_api: Option<OrdersApi>,
 }
 
 impl Report {
@@ -118,6 +148,7 @@ impl Report {
             service_cpu_us_per_request: per_request(run.service_cpu_seconds),
             load_generator_cpu_us_per_request: per_request(run.bench_cpu_seconds),
             notifications_per_commit: run.rows_per_commit,
+            orders_api: run.orders_api,
             passed: non_success == 0 && requests > 0 && checks_pass,
             database_checks: checks,
         }
@@ -171,6 +202,18 @@ impl Report {
         }
         if let Some(ms) = self.disk_fsync_ms {
             out.push(row("disk fsync (probe)", format!("{ms:.2} ms median")));
+        }
+        if let Some(api) = &self.orders_api {
+            out.push(row(
+                "orders via API (before)",
+                format!("{:.0} orders/s (POST /api/orders)", api.orders_per_second),
+            ));
+            if let Some(us) = api.service_cpu_us_per_order {
+                out.push(row(
+                    "service CPU per order",
+                    format!("{us:.0} µs (≈ {:.0} orders/s per core)", 1e6 / us),
+                ));
+            }
         }
         out.push(row(
             "presigning (not timed)",

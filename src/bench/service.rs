@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 
 /// What the service is started with; keys as PEM or bare base64, as the settings accept them.
 pub struct ServiceConfig<'a> {
@@ -15,6 +16,7 @@ pub struct ServiceConfig<'a> {
     pub seller_id: &'a str,
     pub app_private_key_pem: &'a str,
     pub alipay_public_key_base64: &'a str,
+    pub api_token: &'a SecretString,
     pub log_dir: &'a Path,
 }
 
@@ -41,8 +43,7 @@ impl Service {
             .env("ALIPAY_SELLER_ID", config.seller_id)
             .env("RECONCILE_INTERVAL_SECONDS", "0")
             .env("RUST_LOG", "warn")
-            // Unused, but set so that the log holds only what the notify path logs.
-            .env("API_TOKEN", format!("bench-{:016x}", fastrand::u64(..)))
+            .env("API_TOKEN", config.api_token.expose_secret())
             .env_remove("ALIPAY_APP_PRIVATE_KEY_FILE")
             .env_remove("ALIPAY_PUBLIC_KEY_FILE")
             .stdin(Stdio::null())

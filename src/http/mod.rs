@@ -16,7 +16,9 @@ use axum::Router;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
@@ -77,7 +79,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                         let id = request
@@ -112,6 +114,21 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(header(header::CONTENT_SECURITY_POLICY, csp)),
         )
+}
+
+/// A random (v4) UUID per request, from a thread-local generator: tower-http's `MakeRequestUuid`
+/// asks the kernel for every one, a system call per request. An id is for finding a request in
+/// the logs, not a secret.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let uuid = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let value = HeaderValue::from_str(uuid.hyphenated().encode_lower(&mut text)).ok()?;
+        Some(RequestId::new(value))
+    }
 }
 
 /// Pages load nothing from elsewhere; forms may only go to us and (by redirect) the gateway.

@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
@@ -44,14 +45,30 @@ fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
+/// The body of a form post, `None` for any other content type (whose body is not read). Reads
+/// the header where it is: the `HeaderMap` extractor would copy every header of every request.
+struct FormBody(Option<Bytes>);
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = BytesRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_form(request.headers()) {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some(Bytes::from_request(request, state).await?)))
+    }
+}
+
 #[tracing::instrument(skip_all, fields(out_trade_no, verdict))]
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
+async fn receive(State(state): State<AppState>, FormBody(body): FormBody) -> Reply {
     let started = Instant::now();
-    let result = if is_form(&headers) {
-        let received_at = OffsetDateTime::now_utc();
-        notify::handle(&state.alipay, state.store.as_ref(), &body, received_at).await
-    } else {
-        Err(NotifyError::ContentType)
+    let result = match body {
+        Some(body) => {
+            let received_at = OffsetDateTime::now_utc();
+            notify::handle(&state.alipay, state.store.as_ref(), &body, received_at).await
+        }
+        None => Err(NotifyError::ContentType),
     };
     let seconds = started.elapsed().as_secs_f64();
     match result {

@@ -2,11 +2,12 @@
 //! Concurrent events for one order serialise on the order row (`select … for update`); events
 //! are applied in batches, a few statements and one commit for all that arrived together.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use time::OffsetDateTime;
 
 use super::batch::{ApplyBatch, Batcher};
@@ -33,7 +34,12 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await?;
-        let writer = Arc::new(Writer { pool: pool.clone() });
+        let writer = Arc::new(Writer {
+            pool: pool.clone(),
+            idle: Mutex::new(Vec::new()),
+            // Keeping a connection per writer must leave the pool some for everything else.
+            keep: max_connections as usize > WRITERS,
+        });
         let batcher = Batcher::start(writer, WRITERS, MAX_BATCH);
         Ok(Self { pool, batcher })
     }
@@ -282,15 +288,45 @@ fn column<'a, T, U>(rows: &'a [T], field: impl Fn(&'a T) -> U) -> Vec<U> {
     rows.iter().map(field).collect()
 }
 
-/// Applies batches for `PgStore` on connections of its pool.
+/// Applies batches for `PgStore`, each writer keeping its connection between batches: sqlx
+/// pings a connection when the pool hands it out and again when it is given back, two round
+/// trips per batch, as many as the batch's own statements. A connection that saw an error is
+/// given back instead, and the pool tests it.
 struct Writer {
     pool: PgPool,
+    idle: Mutex<Vec<PoolConnection<Postgres>>>,
+    keep: bool,
 }
 
 #[async_trait]
 impl ApplyBatch for Writer {
     async fn apply_batch(&self, events: &[PaymentEvent]) -> Result<Vec<Outcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let held = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match held {
+            Some(conn) => conn,
+            None => self.pool.acquire().await?,
+        };
+        let outcomes = Self::apply(&mut conn, events).await?;
+        if self.keep {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+        Ok(outcomes)
+    }
+}
+
+impl Writer {
+    async fn apply(
+        conn: &mut PgConnection,
+        events: &[PaymentEvent],
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let mut tx = conn.begin().await?;
         let rows: Vec<OrderRow> = sqlx::query_as(LOCK_ORDERS)
             .bind(batch_keys(events))
             .fetch_all(&mut *tx)

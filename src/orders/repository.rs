@@ -157,12 +157,6 @@ pub(super) const INSERT_ORDER: &str = "insert into payment_order (out_trade_no, 
      total_fen, status, created_at, updated_at, expires_at) values ($1, $2, $3, $4, 'pending', $5, $5, $6) \
      on conflict (out_trade_no) do nothing";
 
-pub(super) const UPDATE_ORDER: &str =
-    "update payment_order set status = $2, alipay_trade_status = $3, \
-     trade_no = coalesce(trade_no, $4), buyer_id = coalesce(buyer_id, $5), \
-     paid_at = coalesce(paid_at, $6), closed_at = coalesce(closed_at, $7), updated_at = $8, \
-     refunded_fen = $9 where out_trade_no = $1";
-
 pub(super) const INSERT_AUDIT: &str = "insert into notification (source, notify_id, out_trade_no, \
      trade_status, verdict, reason, raw_body, received_at) values ($1, $2, $3, $4, $5, $6, $7, $8)";
 

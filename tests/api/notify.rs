@@ -16,6 +16,7 @@ on_both_databases!(
     trade_closed_closes_pending_and_refunds_paid,
     gbk_notification_verifies_over_gbk_bytes,
     database_failure_answers_fail_and_writes_nothing,
+    audit_keeps_each_body_byte_for_byte_when_batched,
 );
 
 async fn genuine_notify_marks_pending_order_paid(db: Db) {
@@ -302,6 +303,45 @@ async fn database_failure_answers_fail_and_writes_nothing(db: Db) {
         OrderStatus::Pending,
         "rolled back"
     );
+}
+
+/// Concurrent notifications share a commit (group commit writes a batch's audit rows in one
+/// statement); each row still holds its own body's exact bytes.
+async fn audit_keeps_each_body_byte_for_byte_when_batched(db: Db) {
+    let app = spawn_app(db).await;
+    let numbers: Vec<String> = (0..24).map(|i| format!("T20{i:02}")).collect();
+    for no in &numbers {
+        app.pending_order(no, "3.21").await;
+    }
+    let bodies: Vec<String> = numbers
+        .iter()
+        .map(|no| genuine(&trade_success(no, "3.21")))
+        .collect();
+
+    let replies = futures::future::join_all(bodies.iter().map(|b| app.notify(b.clone()))).await;
+
+    assert!(replies.iter().all(|r| r.0 == 200), "{replies:?}");
+    let sql = "select out_trade_no, raw_body from notification order by id";
+    let rows: Vec<(String, Vec<u8>)> = if app.database_url.starts_with("sqlite:") {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+    } else {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+    };
+    assert_eq!(rows.len(), numbers.len());
+    for (no, raw) in &rows {
+        let at = numbers
+            .iter()
+            .position(|n| n == no)
+            .expect("a notified order");
+        assert_eq!(raw, bodies[at].as_bytes(), "raw body of {no}");
+        assert_eq!(app.order(no).await.status, OrderStatus::Paid);
+    }
 }
 
 async fn break_audit_table(app: &TestApp) {
