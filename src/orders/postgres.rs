@@ -306,22 +306,39 @@ impl ApplyBatch for Writer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut conn = match held {
-            Some(conn) => conn,
-            None => self.pool.acquire().await?,
-        };
+        if let Some(mut conn) = held {
+            match Self::apply(&mut conn, events).await {
+                Ok(outcomes) => {
+                    self.keep(conn);
+                    return Ok(outcomes);
+                }
+                Err(error) if error.is_statement_error() => return Err(error),
+                // A kept connection may have died while idle (a database restart, a proxy's
+                // idle timeout); the pool would have tested it. Once more on one it has tested.
+                // Should the failed attempt have committed after all, the retry finds the
+                // orders already changed and says so, as Alipay's own resend would.
+                Err(error) => {
+                    tracing::warn!(error = ?error, "kept connection failed; reconnecting")
+                }
+            }
+        }
+        let mut conn = self.pool.acquire().await?;
         let outcomes = Self::apply(&mut conn, events).await?;
+        self.keep(conn);
+        Ok(outcomes)
+    }
+}
+
+impl Writer {
+    fn keep(&self, conn: PoolConnection<Postgres>) {
         if self.keep {
             self.idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(conn);
         }
-        Ok(outcomes)
     }
-}
 
-impl Writer {
     async fn apply(
         conn: &mut PgConnection,
         events: &[PaymentEvent],
