@@ -182,7 +182,7 @@ impl BenchArgs {
             .create_orders(&client, &base, &api_token, plan)
             .await?
             .with_service_cpu(service::cpu_used(cpu_before, service.cpu_seconds()));
-        let notify_url = format!("http://{}/alipay/notify", service.address);
+        let notify_url = base.join("alipay/notify")?;
         let fsync_ms = database
             .sqlite_dir()
             .and_then(|dir| disk::fsync_median_ms(&dir, 30));
@@ -191,7 +191,7 @@ impl BenchArgs {
             service.cpu_seconds(),
             service::cpu_seconds("/proc/self/stat"),
         );
-        let load = self.load(&client, &notify_url, bodies).await;
+        let load = self.load(&client, notify_url.as_str(), bodies).await;
         let cpu_after = (
             service.cpu_seconds(),
             service::cpu_seconds("/proc/self/stat"),

@@ -67,9 +67,7 @@ impl OrdersApi {
     }
 
     pub fn with_service_cpu(mut self, seconds: Option<f64>) -> Self {
-        self.service_cpu_us_per_order = seconds
-            .filter(|_| self.orders > 0)
-            .map(|s| s * 1e6 / self.orders as f64);
+        self.service_cpu_us_per_order = cpu_us_each(seconds, self.orders as u64);
         self
     }
 }
@@ -120,10 +118,6 @@ impl Report {
         let non_success = requests - load.success;
         let seconds = load.elapsed.as_secs_f64();
         let checks_pass = checks.as_ref().is_none_or(|c| c.iter().all(Check::passed));
-        let per_request = |cpu: Option<f64>| {
-            cpu.filter(|_| requests > 0)
-                .map(|seconds| seconds * 1e6 / requests as f64)
-        };
         Self {
             against: run.against,
             orders: run.orders,
@@ -145,8 +139,8 @@ impl Report {
             service_log_lines: run.service_log_lines,
             load_average: run.load_average,
             disk_fsync_ms: run.fsync_ms,
-            service_cpu_us_per_request: per_request(run.service_cpu_seconds),
-            load_generator_cpu_us_per_request: per_request(run.bench_cpu_seconds),
+            service_cpu_us_per_request: cpu_us_each(run.service_cpu_seconds, requests),
+            load_generator_cpu_us_per_request: cpu_us_each(run.bench_cpu_seconds, requests),
             notifications_per_commit: run.rows_per_commit,
             orders_api: run.orders_api,
             passed: non_success == 0 && requests > 0 && checks_pass,
@@ -242,6 +236,13 @@ impl Report {
         ));
         out.join("\n")
     }
+}
+
+/// CPU seconds spread over `count` requests or orders, in µs each.
+fn cpu_us_each(seconds: Option<f64>, count: u64) -> Option<f64> {
+    seconds
+        .filter(|_| count > 0)
+        .map(|seconds| seconds * 1e6 / count as f64)
 }
 
 /// The 1-minute load average (Linux), to tell a quiet machine from a busy one.
