@@ -36,6 +36,18 @@ pub struct Settings {
     /// Seconds a request may take, body included, before it is answered 408.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
+    /// Seconds from the first byte of a request to the end of its head (slow clients).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a connection may wait for its next request (or its first).
+    #[serde(default = "default_keep_alive_timeout")]
+    pub keep_alive_timeout_seconds: u64,
+    /// Client connections served at once (lowered to what the open files limit allows).
+    #[serde(default = "default_http_max_connections")]
+    pub http_max_connections: usize,
+    /// Seconds a stopping service waits for requests in progress.
+    #[serde(default = "default_shutdown_drain")]
+    pub shutdown_drain_seconds: u64,
     /// Seconds between reconciliation runs; 0 turns reconciliation off.
     #[serde(default = "default_reconcile_interval")]
     pub reconcile_interval_seconds: u64,
@@ -61,6 +73,20 @@ fn default_gateway() -> String {
     PRODUCTION_GATEWAY.to_owned()
 }
 fn default_request_timeout() -> u64 {
+    10
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+/// Longer than the 60 s idle timeout of common load balancers and nginx's upstream keepalive,
+/// so that the proxy, not us, closes an idle connection (else it may reuse one we just closed).
+fn default_keep_alive_timeout() -> u64 {
+    75
+}
+fn default_http_max_connections() -> usize {
+    10_000
+}
+fn default_shutdown_drain() -> u64 {
     10
 }
 fn default_reconcile_interval() -> u64 {
@@ -175,8 +201,12 @@ public_url = "http://127.0.0.1:8000"
 "#;
 
 /// Environment variables parsed as numbers or booleans.
-const TYPED_ENV: [&str; 7] = [
+const TYPED_ENV: [&str; 11] = [
     "REQUEST_TIMEOUT_SECONDS",
+    "HEADER_READ_TIMEOUT_SECONDS",
+    "KEEP_ALIVE_TIMEOUT_SECONDS",
+    "HTTP_MAX_CONNECTIONS",
+    "SHUTDOWN_DRAIN_SECONDS",
     "RECONCILE_INTERVAL_SECONDS",
     "RECONCILE_GRACE_SECONDS",
     "DATABASE_MAX_CONNECTIONS",

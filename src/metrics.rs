@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -27,6 +28,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     operation: &'static str,
 }
@@ -40,6 +46,8 @@ pub struct Metrics {
     reconcile_runs: Counter,
     reconciled: Family<OutcomeLabels, Counter>,
     database_errors: Family<OperationLabels, Counter>,
+    connections_open: Gauge,
+    connections_closed: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -82,8 +90,22 @@ impl Default for Metrics {
             "Database errors, by operation",
             database_errors.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "http_connections_open",
+            "Client connections open now",
+            connections_open.clone(),
+        );
+        let connections_closed = Family::default();
+        registry.register(
+            "http_connections_closed_by_server",
+            "Connections the server closed before the client did, by reason (timeouts, the cap, shutdown)",
+            connections_closed.clone(),
+        );
         Self {
             registry,
+            connections_open,
+            connections_closed,
             notifications,
             notify_seconds,
             transitions,
@@ -121,6 +143,20 @@ impl Metrics {
     pub fn database_error(&self, operation: &'static str) {
         self.database_errors
             .get_or_create(&OperationLabels { operation })
+            .inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub fn connection_ended(&self) {
+        self.connections_open.dec();
+    }
+
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 

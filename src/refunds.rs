@@ -9,7 +9,7 @@ use crate::alipay::gateway::{GatewayClient, GatewayError};
 use crate::alipay::notification::TradeStatus;
 use crate::alipay::Alipay;
 use crate::money::{Amount, AmountError};
-use crate::orders::input::valid_out_trade_no;
+use crate::orders::input::{has_control_characters, valid_out_trade_no};
 use crate::orders::{
     NewRefund, OrderStore, PaymentEvent, Refund, RefundRefused, RefundStart, RefundStatus, Source,
     StoreError,
@@ -30,7 +30,7 @@ pub enum RefundError {
     Amount(#[from] AmountError),
     #[error("out_request_no must be 1 to 64 letters, digits or underscores")]
     OutRequestNo,
-    #[error("reason must be at most 256 characters")]
+    #[error("reason must be at most 256 characters, without control characters")]
     Reason,
     #[error(transparent)]
     Refused(#[from] RefundRefused),
@@ -130,6 +130,9 @@ pub async fn refund(
 }
 
 fn validate(out_trade_no: &str, request: RefundRequest) -> Result<NewRefund, RefundError> {
+    if !valid_out_trade_no(out_trade_no) {
+        return Err(RefundRefused::NotFound.into());
+    }
     let now = OffsetDateTime::now_utc();
     let out_request_no = match request.out_request_no.filter(|s| !s.is_empty()) {
         Some(given) if valid_out_trade_no(&given) => given,
@@ -137,7 +140,10 @@ fn validate(out_trade_no: &str, request: RefundRequest) -> Result<NewRefund, Ref
         None => format!("R{}", crate::orders::input::generate_out_trade_no(now)),
     };
     let reason = request.reason.filter(|r| !r.trim().is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 256) {
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 256 || has_control_characters(r))
+    {
         return Err(RefundError::Reason);
     }
     Ok(NewRefund {

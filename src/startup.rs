@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
+use crate::http::server::{self, Limits};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::orders::{self, OrderStore};
@@ -18,6 +19,7 @@ use crate::reconcile::{Reconciler, Schedule};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    limits: Limits,
     /// `None` when reconciliation is turned off.
     reconcile: Option<Schedule>,
 }
@@ -59,9 +61,20 @@ impl Application {
             grace: Duration::from_secs(settings.reconcile_grace_seconds),
             batch: 100,
         });
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(settings.header_read_timeout_seconds),
+            keep_alive_timeout: Duration::from_secs(settings.keep_alive_timeout_seconds),
+            request_timeout: Duration::from_secs(settings.request_timeout_seconds),
+            max_connections: server::fit_connection_cap(
+                settings.http_max_connections,
+                settings.database_max_connections,
+            ),
+            drain_timeout: Duration::from_secs(settings.shutdown_drain_seconds),
+        };
         Ok(Self {
             listener,
             state,
+            limits,
             reconcile,
         })
     }
@@ -77,7 +90,8 @@ impl Application {
     }
 
     /// Serves (and reconciles, when configured) until `shutdown` resolves, then stops accepting,
-    /// lets in-flight requests finish, and stops the reconciler.
+    /// closes idle connections, lets requests in progress finish within the drain period, and
+    /// stops the reconciler.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -96,9 +110,9 @@ impl Application {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }))
         });
-        let served = axum::serve(self.listener, http::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let metrics = self.state.metrics.clone();
+        let router = http::router(self.state);
+        let served = server::serve(self.listener, router, self.limits, metrics, shutdown).await;
         let _ = stop.send(true);
         if let Some(reconciler) = reconciler {
             let _ = reconciler.await;

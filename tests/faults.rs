@@ -17,6 +17,10 @@ mod traffic;
 
 #[path = "faults/crash.rs"]
 mod crash;
+#[path = "faults/edge.rs"]
+mod edge;
+#[path = "faults/hostile_text.rs"]
+mod hostile_text;
 #[path = "faults/instances.rs"]
 mod instances;
 #[path = "faults/outage.rs"]

@@ -1,7 +1,7 @@
 //! Properties of the protocol code over generated inputs: the fuzz targets' properties (see
 //! `fuzz/`), and the full round trip a notification makes: sign, form-encode, parse, verify.
 //!
-//! Oracles here are written from ALIPAY.md, not from the code under test. RSA cases are few (64)
+//! Oracles here come from docs/protocol.md, not from the code under test. RSA cases are few (64)
 //! so the file stays a few seconds long in a debug build.
 
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ fn public_key() -> &'static PublicKey {
 // Oracles and encoders
 // ---------------------------------------------------------------------------------------------
 
-/// ALIPAY.md's sign string: drop excluded keys and empty values, stable-sort by key bytes, join.
+/// docs/protocol.md sign string: drop excluded keys, empty values; stable-sort by key bytes; join.
 fn expected_sign_content(pairs: &[(Vec<u8>, Vec<u8>)], excluded: &[&str]) -> Vec<u8> {
     let mut kept: Vec<&(Vec<u8>, Vec<u8>)> = pairs
         .iter()

@@ -1,5 +1,5 @@
 //! Arbitrary parameter sets through `sign_content` and `callback::verify` with the fixed fuzz
-//! public key. The sign string must match the rules of ALIPAY.md; verification may succeed only
+//! public key. The sign string must follow docs/protocol.md; verification may succeed only
 //! over a sign string the fuzz key really signed (the seeds), and must never panic.
 #![no_main]
 

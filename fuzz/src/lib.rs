@@ -158,7 +158,7 @@ pub fn signed_notify_contents() -> &'static HashSet<Vec<u8>> {
     })
 }
 
-/// The sign string by the rules of ALIPAY.md, written independently of `sign::sign_content`:
+/// The sign string per docs/protocol.md, written independently of `sign::sign_content`:
 /// drop excluded keys and empty values, stable-sort by key bytes, join `k=v` with `&`.
 pub fn expected_sign_content(pairs: &[(Vec<u8>, Vec<u8>)], excluded: &[&str]) -> Vec<u8> {
     let mut kept: Vec<&(Vec<u8>, Vec<u8>)> = pairs

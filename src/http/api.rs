@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::{AppState, Error};
-use crate::orders::input::OrderRequest;
+use crate::orders::input::{valid_out_trade_no, OrderRequest};
 use crate::orders::{Created, Order, OrderStatus, Refund};
 use crate::refunds::{self, RefundRequest};
 
@@ -94,6 +94,9 @@ async fn show_order(
     Path(out_trade_no): Path<String>,
 ) -> Result<Json<OrderView>, Error> {
     authorize(&state, &headers)?;
+    if !valid_out_trade_no(&out_trade_no) {
+        return Err(Error::NotFound);
+    }
     let order = state
         .store
         .order(&out_trade_no)

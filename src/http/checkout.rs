@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::{pages, AppState, Error};
 use crate::alipay::form::{FormError, RawParams};
 use crate::money::Amount;
-use crate::orders::input::OrderRequest;
+use crate::orders::input::{valid_out_trade_no, InputError, OrderRequest};
 use crate::orders::{Created, Order, OrderStatus};
 
 pub fn router() -> Router<AppState> {
@@ -60,6 +60,9 @@ impl CheckoutForm {
 async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, Error> {
     let form = CheckoutForm::parse(&body)?;
     let existing = match form.out_trade_no.as_deref().filter(|s| !s.is_empty()) {
+        Some(no) if !valid_out_trade_no(no) => {
+            return Err(Error::BadRequest(InputError::OutTradeNo.to_string()))
+        }
         Some(no) => state.store.order(no).await?,
         None => None,
     };
@@ -140,6 +143,9 @@ async fn payment_return(State(state): State<AppState>, RawQuery(query): RawQuery
     let Some(out_trade_no) = verified.get("out_trade_no") else {
         return page(StatusCode::BAD_REQUEST, pages::unverified());
     };
+    if !valid_out_trade_no(out_trade_no) {
+        return page(StatusCode::NOT_FOUND, pages::unknown_order(out_trade_no));
+    }
     match state.store.order(out_trade_no).await {
         Ok(Some(order)) => page(StatusCode::OK, pages::order_status(&order)),
         Ok(None) => page(StatusCode::NOT_FOUND, pages::unknown_order(out_trade_no)),

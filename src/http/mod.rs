@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod notify;
 mod pages;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,13 +71,21 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;
     let csp = content_security_policy(&state.alipay.config.gateway);
     let header = |name, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
-    Router::new()
+    let others = Router::new()
         .merge(health::router())
         .merge(api::router())
         .merge(checkout::router())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(RequestBodyTimeoutLayer::new(timeout));
+    Router::new()
+        .merge(others)
+        // Keeps its own body limit and timeout, answering them in the protocol's words.
         .merge(notify::router())
         .with_state(state)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
@@ -95,11 +104,6 @@ pub fn router(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                ))
-                .layer(RequestBodyTimeoutLayer::new(timeout))
                 .layer(header(
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),

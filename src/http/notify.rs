@@ -3,20 +3,21 @@
 
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError};
 use time::OffsetDateTime;
 
-use super::AppState;
+use super::{AppState, BODY_LIMIT};
 use crate::notify::{self, NotifyError};
 use crate::orders::{Outcome, Verdict};
 
+/// Not under the other routes' timeout and body limit layers: they would answer in their own
+/// words, and every reply here must be `success` or `fail`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/alipay/notify", post(receive))
+    Router::new().route("/alipay/notify", post(receive).fallback(wrong_method))
 }
 
 type Reply = (
@@ -45,42 +46,93 @@ fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The body of a form post, `None` for any other content type (whose body is not read). Reads
-/// the header where it is: the `HeaderMap` extractor would copy every header of every request.
-struct FormBody(Option<Bytes>);
+/// A notification refused here, at the HTTP edge, or by the notify path. Each is answered
+/// `fail` (Alipay resends), counted with its reason and logged.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("body larger than {BODY_LIMIT} bytes")]
+    TooLarge,
+    #[error("body not received within the request timeout")]
+    BodyTimeout,
+    #[error("body could not be read: {0}")]
+    BodyUnreadable(axum::Error),
+    #[error("not answered within the request timeout")]
+    Timeout,
+    #[error("method {0} is not POST")]
+    Method(Method),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+}
 
-impl<S: Send + Sync> FromRequest<S> for FormBody {
-    type Rejection = BytesRejection;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_form(request.headers()) {
-            return Ok(Self(None));
+impl Refusal {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BodyUnreadable(_) => "body_unreadable",
+            Self::Timeout => "timeout",
+            Self::Method(_) => "method",
+            Self::Notify(error) => error.reason(),
         }
-        Ok(Self(Some(Bytes::from_request(request, state).await?)))
     }
 }
 
+/// The whole request, body read and effect committed, within the request timeout; a body is
+/// read only from a form post, and only up to `BODY_LIMIT`.
 #[tracing::instrument(skip_all, fields(out_trade_no, verdict))]
-async fn receive(State(state): State<AppState>, FormBody(body): FormBody) -> Reply {
+async fn receive(State(state): State<AppState>, request: Request) -> Reply {
     let started = Instant::now();
-    let result = match body {
-        Some(body) => {
-            let received_at = OffsetDateTime::now_utc();
-            notify::handle(&state.alipay, state.store.as_ref(), &body, received_at).await
-        }
-        None => Err(NotifyError::ContentType),
-    };
+    let deadline = tokio::time::Instant::from_std(started) + state.request_timeout;
+    let result = process(&state, request, deadline).await;
     let seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(outcome) => {
             acknowledged(&state, &outcome, seconds);
             reply(StatusCode::OK, "success")
         }
-        Err(error) => {
-            let status = refused(&state, &error, seconds);
+        Err(refusal) => {
+            let status = refused(&state, &refusal, seconds);
             reply(status, "fail")
         }
     }
+}
+
+async fn process(
+    state: &AppState,
+    request: Request,
+    deadline: tokio::time::Instant,
+) -> Result<Outcome, Refusal> {
+    if !is_form(request.headers()) {
+        return Err(NotifyError::ContentType.into());
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(Refusal::TooLarge);
+    }
+    let limited = http_body_util::Limited::new(request.into_body(), BODY_LIMIT);
+    let body = match tokio::time::timeout_at(deadline, limited.collect()).await {
+        Err(_) => return Err(Refusal::BodyTimeout),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => return Err(Refusal::TooLarge),
+        Ok(Err(error)) => return Err(Refusal::BodyUnreadable(axum::Error::new(error))),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let received_at = OffsetDateTime::now_utc();
+    let handled = notify::handle(&state.alipay, state.store.as_ref(), &body, received_at);
+    // Dropping the work at the deadline is safe: what was committed stays committed, and
+    // Alipay's resend of a `fail` finds it as a duplicate.
+    match tokio::time::timeout_at(deadline, handled).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Refusal::Timeout),
+    }
+}
+
+/// Alipay only POSTs; anything else is refused in the protocol's own words.
+async fn wrong_method(State(state): State<AppState>, method: Method) -> Reply {
+    let status = refused(&state, &Refusal::Method(method), 0.0);
+    reply(status, "fail")
 }
 
 fn acknowledged(state: &AppState, outcome: &Outcome, seconds: f64) {
@@ -99,36 +151,46 @@ fn acknowledged(state: &AppState, outcome: &Outcome, seconds: f64) {
     tracing::info!(status, "notify acknowledged");
 }
 
-/// Logs and counts a notification answered `fail`, and picks its status code.
-fn refused(state: &AppState, error: &NotifyError, seconds: f64) -> StatusCode {
-    let reason = error.reason();
-    match error {
-        NotifyError::ContentType | NotifyError::Malformed(_) | NotifyError::Rejected(_) => {
-            tracing::warn!(reason, error = %error, "notify rejected");
-            state.metrics.notification("rejected", reason, seconds);
-            if matches!(error, NotifyError::ContentType) {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            } else {
-                StatusCode::BAD_REQUEST
-            }
+/// Logs and counts a notification answered `fail`, and picks its status code. Refusals of
+/// input are `warn` (they are not our failures); anomalies and database errors are `error`.
+fn refused(state: &AppState, refusal: &Refusal, seconds: f64) -> StatusCode {
+    let reason = refusal.reason();
+    let (verdict, status) = match refusal {
+        Refusal::TooLarge => ("rejected", StatusCode::PAYLOAD_TOO_LARGE),
+        Refusal::BodyTimeout => ("rejected", StatusCode::REQUEST_TIMEOUT),
+        Refusal::BodyUnreadable(_) => ("rejected", StatusCode::BAD_REQUEST),
+        Refusal::Method(_) => ("rejected", StatusCode::METHOD_NOT_ALLOWED),
+        Refusal::Notify(NotifyError::ContentType) => {
+            ("rejected", StatusCode::UNSUPPORTED_MEDIA_TYPE)
         }
-        NotifyError::Anomaly {
+        Refusal::Notify(NotifyError::Malformed(_) | NotifyError::Rejected(_)) => {
+            ("rejected", StatusCode::BAD_REQUEST)
+        }
+        Refusal::Timeout => {
+            tracing::warn!(reason, "notify not answered in time; Alipay will resend");
+            state.metrics.notification("error", reason, seconds);
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        Refusal::Notify(NotifyError::Anomaly {
             reason,
             out_trade_no,
-        } => {
+        }) => {
             tracing::error!(
                 reason,
                 out_trade_no = out_trade_no.as_deref(),
                 "notify anomaly: a genuine notification disagrees with our records; order untouched"
             );
             state.metrics.notification("anomaly", reason, seconds);
-            StatusCode::UNPROCESSABLE_ENTITY
+            return StatusCode::UNPROCESSABLE_ENTITY;
         }
-        NotifyError::Store(cause) => {
+        Refusal::Notify(NotifyError::Store(cause)) => {
             tracing::error!(error = ?cause, "notify not applied: database error");
             state.metrics.notification("error", reason, seconds);
             state.metrics.database_error("notify");
-            StatusCode::SERVICE_UNAVAILABLE
+            return StatusCode::SERVICE_UNAVAILABLE;
         }
-    }
+    };
+    tracing::warn!(reason, error = %refusal, "notify rejected");
+    state.metrics.notification(verdict, reason, seconds);
+    status
 }

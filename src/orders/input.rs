@@ -12,7 +12,7 @@ pub enum InputError {
     OutTradeNo,
     #[error("subject must be 1 to 256 characters without `/`, `=` or `&`")]
     Subject,
-    #[error("body must be at most 128 characters")]
+    #[error("body must be at most 128 characters, without control characters")]
     Body,
     #[error("total_amount: {0}")]
     Amount(#[from] AmountError),
@@ -27,8 +27,16 @@ pub struct OrderRequest {
     pub body: Option<String>,
 }
 
+/// Alipay's rule for `out_trade_no` (and ours for `out_request_no`). Every stored order passes
+/// it, so a number that fails it names no order: callers refuse it before any query.
 pub fn valid_out_trade_no(text: &str) -> bool {
     (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// NUL and other control characters have no place in a subject, a body or a reason, and NUL
+/// cannot be stored in Postgres text at all.
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(char::is_control)
 }
 
 impl OrderRequest {
@@ -41,12 +49,15 @@ impl OrderRequest {
         let subject = self.subject.trim().to_owned();
         let subject_ok = (1..=256).contains(&subject.chars().count())
             && !subject.contains(['/', '=', '&'])
-            && !subject.chars().any(char::is_control);
+            && !has_control_characters(&subject);
         if !subject_ok {
             return Err(InputError::Subject);
         }
         let body = self.body.filter(|b| !b.is_empty());
-        if body.as_ref().is_some_and(|b| b.chars().count() > 128) {
+        if body
+            .as_ref()
+            .is_some_and(|b| b.chars().count() > 128 || has_control_characters(b))
+        {
             return Err(InputError::Body);
         }
         Ok(NewOrder {
@@ -117,5 +128,31 @@ mod tests {
             request("Tea", "1e3").validate(now, expiry),
             Err(InputError::Amount(_))
         ));
+    }
+
+    #[test]
+    fn refuses_nul_and_control_characters_in_every_text_field() {
+        let now = OffsetDateTime::now_utc();
+        let expiry = Duration::minutes(30);
+        for bad in ["a\0b", "a\u{7}b", "a\u{1b}[31m", "a\u{85}b"] {
+            assert_eq!(
+                request(bad, "1").validate(now, expiry).unwrap_err(),
+                InputError::Subject,
+                "{bad:?}"
+            );
+            let mut with_body = request("Tea", "1");
+            with_body.body = Some(bad.into());
+            assert_eq!(
+                with_body.validate(now, expiry).unwrap_err(),
+                InputError::Body,
+                "{bad:?}"
+            );
+            let mut with_no = request("Tea", "1");
+            with_no.out_trade_no = Some(bad.into());
+            assert_eq!(
+                with_no.validate(now, expiry).unwrap_err(),
+                InputError::OutTradeNo
+            );
+        }
     }
 }

@@ -36,11 +36,33 @@ impl StoreError {
     /// opposed to being unreachable, which is about all of them.
     pub fn is_statement_error(&self) -> bool {
         match self {
-            Self::Database(sqlx::Error::Database(_)) | Self::Corrupt(_) => true,
+            Self::Database(sqlx::Error::Database(error)) => !is_connection_error(error.as_ref()),
+            Self::Corrupt(_) => true,
             Self::Shared(inner) => inner.is_statement_error(),
             _ => false,
         }
     }
+}
+
+/// Errors the server reports about the connection or itself rather than a statement: severity
+/// FATAL or PANIC (the session is over), SQLSTATE class 08 (connection exception) or 57 (operator
+/// intervention: `57P01` after a restart or `pg_terminate_backend`, `57P05` idle session
+/// timeout). A kept connection hands back such an error, queued while it idled, on its next use.
+fn is_connection_error(error: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    let class = error
+        .code()
+        .and_then(|code| code.get(..2).map(str::to_owned));
+    if matches!(class.as_deref(), Some("08" | "57")) {
+        return true;
+    }
+    error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| {
+            matches!(
+                pg.severity(),
+                sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+            )
+        })
 }
 
 /// Whether `begin_refund` recorded a new request or found this `out_request_no` already.

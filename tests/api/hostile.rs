@@ -69,6 +69,14 @@ fn cases() -> Vec<Case> {
             ..notify("wrong content type", valid.clone(), 415)
         },
         Case {
+            method: "GET",
+            ..notify("GET instead of POST", "", 405)
+        },
+        Case {
+            method: "PUT",
+            ..notify("PUT instead of POST", valid.clone(), 405)
+        },
+        Case {
             content_type: "",
             ..notify("no content type", valid.clone(), 415)
         },
@@ -266,6 +274,24 @@ async fn hostile_requests_get_clear_errors_and_write_nothing(db: Db) {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         assert_eq!(response.status().as_u16(), case.status, "{}", case.name);
+        if case.path == "/alipay/notify" {
+            let content_type = response.headers()[reqwest::header::CONTENT_TYPE].clone();
+            assert_eq!(content_type, "text/plain; charset=utf-8", "{}", case.name);
+            assert_eq!(response.text().await.unwrap(), "fail", "{}", case.name);
+        }
+    }
+    // Every refusal of a notification is counted with its reason, the edge's included.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for reason in [
+        "too_large",
+        "content_type",
+        "method",
+        "malformed",
+        "bad_signature",
+    ] {
+        let series = format!("verdict=\"rejected\",reason=\"{reason}\"");
+        assert!(metrics.contains(&series), "no {series} in\n{metrics}");
     }
 
     // Only the order created with an HTML subject (escaped wherever shown) is new.
@@ -300,15 +326,41 @@ async fn a_client_too_slow_to_send_its_body_gets_408() {
     let head = "POST /alipay/notify HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nnotify_id=1";
     stream.write_all(head.as_bytes()).await.unwrap();
 
-    let mut reply = vec![0; 256];
-    let read = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read(&mut stream, &mut reply),
-    )
-    .await
-    .expect("answered within the request timeout")
-    .unwrap();
-
-    let reply = String::from_utf8_lossy(&reply[..read]);
+    let reply = read_reply(&mut stream, Duration::from_secs(5)).await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.ends_with("\r\n\r\nfail"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_without_being_read() {
+    let app = spawn_app(Db::Sqlite).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = "POST /alipay/notify HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 10000000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    let reply = read_reply(&mut stream, Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.ends_with("\r\n\r\nfail"), "{reply}");
+}
+
+/// One whole reply (its head and a `fail` or `success` body), read within `within`.
+async fn read_reply(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    let mut reply = Vec::new();
+    let reading = async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            let read = tokio::io::AsyncReadExt::read(stream, &mut chunk)
+                .await
+                .unwrap();
+            reply.extend_from_slice(&chunk[..read]);
+            if read == 0 || reply.ends_with(b"fail") || reply.ends_with(b"success") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(within, reading)
+        .await
+        .expect("a reply in time");
+    String::from_utf8_lossy(&reply).into_owned()
 }

@@ -53,6 +53,22 @@ pub fn client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// What a test sets beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Further environment variables (they win over the defaults).
+    pub env: Vec<(&'static str, String)>,
+    /// Start the process with this soft limit on open files (the hard limit is kept).
+    pub soft_open_files: Option<u64>,
+}
+
+impl Options {
+    pub fn env(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.env.push((name, value.to_string()));
+        self
+    }
+}
+
 pub struct Service {
     child: Child,
     pub port: u16,
@@ -63,12 +79,16 @@ pub struct Service {
 impl Service {
     /// Spawns `alipay-notify serve` on `database_url` and waits until `/healthz` answers.
     pub async fn start(database_url: &str) -> Self {
-        let service = Self::spawn(database_url);
+        Self::start_with(database_url, Options::default()).await
+    }
+
+    pub async fn start_with(database_url: &str, options: Options) -> Self {
+        let service = Self::spawn(database_url, options);
         service.wait_healthy().await;
         service
     }
 
-    fn spawn(database_url: &str) -> Self {
+    fn spawn(database_url: &str, options: Options) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("faults-service-")
             .tempdir()
@@ -78,7 +98,8 @@ impl Service {
         let err = out.try_clone().expect("service log");
         let port = free_port();
         let keys = keys();
-        let child = Command::new(env!("CARGO_BIN_EXE_alipay-notify"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_alipay-notify"));
+        command
             .arg("serve")
             .current_dir(dir.path())
             .env_clear()
@@ -93,11 +114,21 @@ impl Service {
             .env("RECONCILE_INTERVAL_SECONDS", "0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(options.env)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn alipay-notify serve");
+            .stderr(err);
+        if let Some(soft) = options.soft_open_files {
+            let (_, hard) = rlimit::Resource::NOFILE.get().expect("open files limit");
+            // SAFETY: setrlimit(2) is async-signal-safe, and nothing else runs in the child
+            // between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    rlimit::Resource::NOFILE.set(soft, hard)
+                });
+            }
+        }
+        let child = command.spawn().expect("spawn alipay-notify serve");
         Self {
             child,
             port,
@@ -162,6 +193,10 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self, lines: usize) -> String {

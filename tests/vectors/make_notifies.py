@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds Alipay notify and return_url vectors with python3's standard library and the openssl CLI.
 
-Independent of the crate: the sign string is computed here from the rules in ALIPAY.md
+Independent of the crate: the sign string is computed here from the rules in docs/protocol.md
 (leave out `sign` and `sign_type`, drop empty values, sort keys by bytes, `k=v` joined by `&`,
 raw values in the message's charset), signed by `openssl dgst -sha256 -sign` with the "alipay"
 private key, and the body is form-urlencoded by urllib in the declared charset.
