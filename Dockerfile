@@ -12,10 +12,12 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
-# aws-lc-rs compiles its C core here; gcc from the rust image is all it needs.
-RUN cargo chef cook --release --locked --recipe-path recipe.json
+# aws-lc-rs compiles its C core here; gcc from the rust image is all it needs. Only the service
+# package: the simulator and the load generator (workspace members sim/ and bench/) never enter
+# the image.
+RUN cargo chef cook --release --locked -p alipay-notify --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin alipay-notify
+RUN cargo build --release --locked -p alipay-notify --bin alipay-notify
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Two builds of alipay-notify, measured alternately in the same minutes (the machine is shared and
+# Two builds of the alipay-notify service, measured alternately in the same minutes (the machine is shared and
 # its speed drifts, so only figures from one round compare): per round SQLite before/after,
 # Postgres before/after, then pgbench with BATCH=1 and BATCH=16 on the same server.
 #
 #   cp target/release/alipay-notify /tmp/before   # … on the old commit, then on the new one:
 #   bash bench/compare.sh /tmp/before target/release/alipay-notify
+#
+# Both are loaded by the same generator, target/release/alipay-notify-bench (BENCH to change it),
+# which starts each as `serve` through --service-binary.
 #
 # ROUNDS (default 2), ADMIN_URL (default the tests' server) and BENCH_ARGS (e.g. "--orders 20000")
 # adjust it. Each run's JSON report is kept in OUT (default a temp dir), one summary line printed.
@@ -15,6 +18,7 @@ before="$1"
 after="$2"
 ADMIN_URL="${ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 ROUNDS="${ROUNDS:-2}"
+BENCH="${BENCH:-target/release/alipay-notify-bench}"
 OUT="${OUT:-$(mktemp -d)}"
 read -r -a extra <<< "${BENCH_ARGS:-}"
 
@@ -37,7 +41,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for which in before after; do
       bin="$before"; [ "$which" = after ] && bin="$after"
       report="$OUT/round$round-$db-$which.json"
-      "$bin" bench --json "${args[@]}" > "$report" 2>/dev/null || true
+      "$BENCH" --service-binary "$bin" --json "${args[@]}" > "$report" 2>/dev/null || true
       echo "$db $which:"
       python3 -c "$summary" "$report"
     done

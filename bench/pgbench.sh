@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The database's ceiling for the notify path: pgbench running bench/pgbench-notify.sql (the
 # statements PgStore makes per batch of notifications) on a fresh database with ORDERS pending
-# orders, so that "our notify/s" from `alipay-notify bench --database postgres://…` can be read
+# orders, so that "our notify/s" from `alipay-notify-bench --database postgres://…` can be read
 # against "pgbench notifications/s" (tps x BATCH) on the same server.
 #
 #   bash bench/pgbench.sh                      # 100000 orders, -c 16 -j 2 -T 10, BATCH=1

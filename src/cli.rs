@@ -35,12 +35,6 @@ enum Command {
     /// Read orders straight from the database.
     #[command(subcommand)]
     Orders(OrdersCommand),
-    /// Run the whole payment flow locally: the service with a demo shop and the simulated Alipay.
-    Demo(crate::demo::DemoArgs),
-    /// Run the simulated Alipay gateway (for development; never part of `serve`).
-    Sim(crate::sim::command::SimArgs),
-    /// Load-test the notify path over HTTP against a fresh database, then check every order.
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,9 +98,6 @@ impl Command {
                 println!("migrations applied");
             }
             Self::Orders(command) => return command.run(settings).await,
-            Self::Sim(args) => args.run().await?,
-            Self::Demo(args) => args.run().await?,
-            Self::Bench(args) => return args.run().await,
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -9,14 +9,15 @@
 //! - [`http`]: routes, state and middleware; errors become responses in one place.
 //! - [`metrics`]: Prometheus counters and histograms for ops.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line.
-//! - [`sim`]: a simulated Alipay gateway for tests and local development (`alipay-notify sim`).
-//! - [`bench`]: the load benchmark of the whole notify path (`alipay-notify bench`).
+//!
+//! The simulated Alipay and the demo live in the `alipay-sim` crate (`sim/`), the load generator
+//! in `alipay-notify-bench` (`bench/`): neither is compiled into the service.
+
+#![forbid(unsafe_code)]
 
 pub mod alipay;
-pub mod bench;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod money;
@@ -24,6 +25,5 @@ pub mod notify;
 pub mod orders;
 pub mod reconcile;
 pub mod refunds;
-pub mod sim;
 pub mod startup;
 pub mod telemetry;

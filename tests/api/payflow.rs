@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use alipay_notify::orders::{Order, OrderStatus};
-use alipay_notify::sim::Faults;
+use alipay_sim::Faults;
 use serde_json::{json, Value};
 
 use crate::helpers::*;

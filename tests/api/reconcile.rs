@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use alipay_notify::orders::{NewOrder, OrderStatus};
-use alipay_notify::sim::Faults;
+use alipay_sim::Faults;
 use time::OffsetDateTime;
 
 use crate::helpers::*;

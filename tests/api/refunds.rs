@@ -3,7 +3,7 @@
 //! notification arrives first.
 
 use alipay_notify::orders::OrderStatus;
-use alipay_notify::sim::Faults;
+use alipay_sim::Faults;
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -12,7 +12,8 @@
 //! - `lifecycle` and `refunds`: the business rules, failing with a [`TradeError`]; `trades` the
 //!   in-memory trade book.
 //! - `callbacks` signs what goes back to the merchant; `delivery` sends notifications.
-//! - [`command`]: `alipay-notify sim`; [`keystore`] keeps its keypair on disk.
+//! - [`command`]: the `alipay-sim` binary's flags; [`keystore`] keeps its keypair on disk.
+//! - [`demo`]: `alipay-demo`, the service and the simulator side by side with no configuration.
 
 mod api;
 mod biz;
@@ -21,6 +22,7 @@ mod cashier;
 pub mod command;
 pub mod config;
 mod delivery;
+pub mod demo;
 pub mod faults;
 mod gateway;
 mod ids;

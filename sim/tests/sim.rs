@@ -16,7 +16,7 @@ use alipay_notify::alipay::pagepay::PagePay;
 use alipay_notify::alipay::sign::{sign_content, REQUEST_EXCLUDED};
 use alipay_notify::alipay::{Alipay, AlipayConfig};
 use alipay_notify::money::Amount;
-use alipay_notify::sim::{
+use alipay_sim::{
     AttemptOutcome, DeliveryState, Faults, RegisteredApp, SimConfig, SimHandle, Simulator,
 };
 use axum::body::Bytes;

@@ -1,4 +1,4 @@
-//! `alipay-notify demo`: the whole payment flow on one machine with no configuration. The
+//! `alipay-demo`: the whole payment flow on one machine with no configuration. The
 //! service (open checkout, SQLite under the data directory) and the simulated Alipay gateway run
 //! side by side, configured to trust each other exactly as a merchant configures production.
 
@@ -10,10 +10,10 @@ use anyhow::Context;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::alipay::keys::{PrivateKey, PublicKey};
-use crate::config::Settings;
-use crate::sim::{keystore, RegisteredApp, SimConfig, Simulator};
-use crate::startup::{shutdown_signal, Application};
+use crate::{keystore, RegisteredApp, SimConfig, Simulator};
+use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
+use alipay_notify::config::Settings;
+use alipay_notify::startup::{shutdown_signal, Application};
 
 const DEMO_APP_ID: &str = "2021000000000000";
 const DEMO_SELLER_ID: &str = "2088000000000000";

@@ -17,7 +17,7 @@ pub(crate) use super::trade_error::TradeError;
 use super::trades::{
     Book, Buyer, DeliveryState, NotificationKind, NotificationRecord, Trade, TradeRef,
 };
-use crate::alipay::notification::TradeStatus;
+use alipay_notify::alipay::notification::TradeStatus;
 
 /// Where the page-pay request wants answers, in which charset.
 #[derive(Debug, Clone)]

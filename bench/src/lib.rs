@@ -1,4 +1,4 @@
-//! `alipay-notify bench`: the whole notify path over real HTTP. Seeds pending orders in a fresh
+//! `alipay-notify-bench`: the whole notify path over real HTTP. Seeds pending orders in a fresh
 //! database, starts the real service as a separate process, sends it signed `TRADE_SUCCESS`
 //! notifications (with byte-identical repeats shuffled in) over keep-alive connections, and
 //! reports throughput, latency and the service's peak memory; then checks that every order was
@@ -21,8 +21,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
-use crate::alipay::keys::PrivateKey;
-use crate::money::Amount;
+use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::money::Amount;
 use database::{FreshDatabase, Scope};
 use notifications::{Merchant, PaidOrder, SUBJECT};
 use report::{OrdersApi, Report, Run};
@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// The seller_id notifications carry (with --target, the deployment's ALIPAY_SELLER_ID).
     #[arg(long, default_value = "2088000000000001")]
     seller_id: String,
+    /// The `alipay-notify` binary to start and measure; default the one beside this binary
+    /// (`cargo build --release` at the repository root builds both).
+    #[arg(long, conflicts_with = "target")]
+    service_binary: Option<PathBuf>,
 }
 
 /// The orders of one run, numbered under a random run id so runs never collide.
@@ -120,6 +124,21 @@ impl Plan {
 }
 
 impl BenchArgs {
+    fn service_binary(&self) -> anyhow::Result<PathBuf> {
+        if let Some(path) = &self.service_binary {
+            return Ok(path.clone());
+        }
+        let here = std::env::current_exe().context("locating this binary")?;
+        let beside = here.with_file_name("alipay-notify");
+        anyhow::ensure!(
+            beside.is_file(),
+            "{} not found: build the service first (`cargo build --release` at the repository \
+             root builds it beside this binary) or name it with --service-binary",
+            beside.display()
+        );
+        Ok(beside)
+    }
+
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let orders = if self.smoke {
             SMOKE_ORDERS
@@ -247,6 +266,7 @@ impl BenchArgs {
             alipay_public_key_base64: &alipay_key.public_key_base64(),
             api_token,
             log_dir,
+            binary: &self.service_binary()?,
         })?;
         service.wait_ready(client, Duration::from_secs(60)).await?;
         Ok(service)

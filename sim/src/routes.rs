@@ -23,7 +23,7 @@ use super::gateway::{self, ApiMethod, GatewayError, GatewayRequest};
 use super::lifecycle::{self, Paid, Reply, TradeError};
 use super::server::Shared;
 use super::trades::Trade;
-use crate::alipay::form::{FormError, RawParams};
+use alipay_notify::alipay::form::{FormError, RawParams};
 
 type SharedState = State<Arc<Shared>>;
 

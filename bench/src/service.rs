@@ -18,6 +18,8 @@ pub struct ServiceConfig<'a> {
     pub alipay_public_key_base64: &'a str,
     pub api_token: &'a SecretString,
     pub log_dir: &'a Path,
+    /// The `alipay-notify` binary to run.
+    pub binary: &'a Path,
 }
 
 /// A running `alipay-notify serve`; killed if dropped before `stop`.
@@ -31,8 +33,7 @@ impl Service {
     pub fn start(config: &ServiceConfig<'_>) -> anyhow::Result<Self> {
         let address = free_loopback_port()?;
         let log = config.log_dir.join("service.log");
-        let exe = std::env::current_exe().context("locating this binary to run `serve`")?;
-        let child = Command::new(exe)
+        let child = Command::new(config.binary)
             .arg("serve")
             .env("DATABASE_URL", config.database_url)
             .env("LISTEN_ADDR", address.to_string())
@@ -50,7 +51,7 @@ impl Service {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
-            .context("starting `alipay-notify serve`")?;
+            .with_context(|| format!("starting `{} serve`", config.binary.display()))?;
         Ok(Self {
             child,
             address,

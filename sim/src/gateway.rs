@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use url::form_urlencoded::byte_serialize;
 
 use super::config::RegisteredApp;
-use crate::alipay::clock::parse_beijing;
-use crate::alipay::form::{FormError, RawParams};
-use crate::alipay::sign::{sign_content, REQUEST_EXCLUDED};
+use alipay_notify::alipay::clock::parse_beijing;
+use alipay_notify::alipay::form::{FormError, RawParams};
+use alipay_notify::alipay::sign::{sign_content, REQUEST_EXCLUDED};
 
 /// How far a request's timestamp may be from the gateway's clock.
 pub const TIMESTAMP_TOLERANCE: time::Duration = time::Duration::minutes(10);

@@ -75,13 +75,13 @@ fn save_screenshot(png: &[u8]) {
     std::fs::write(&build, png).unwrap();
     println!("screenshot: {}", build.display());
     if std::env::var_os("UPDATE_DOCS").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::write(docs.join("demo-paid.png"), png).unwrap();
     }
 }
 
-/// `alipay-notify demo` as a child process on a free port, its keys and database in a temporary
+/// `alipay-demo` as a child process on a free port, its keys and database in a temporary
 /// directory. Its output goes to demo.log there, printed if the test fails.
 struct Demo {
     addr: SocketAddr,
@@ -95,15 +95,15 @@ impl Demo {
         let addr = free_port();
         let log = File::create(data.path().join("demo.log")).unwrap();
         let mut process = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_alipay-notify"))
+            Command::new(env!("CARGO_BIN_EXE_alipay-demo"))
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .args(["demo", "--listen", &addr.to_string(), "--data-dir"])
+                .args(["--listen", &addr.to_string(), "--data-dir"])
                 .arg(data.path())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
-                .expect("alipay-notify demo should start"),
+                .expect("alipay-demo should start"),
         );
         wait_until_answers(&format!("http://{addr}/"), &mut process.0).await;
         Self {
@@ -122,10 +122,7 @@ impl Drop for Demo {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let log = std::fs::read_to_string(self.data.path().join("demo.log"));
-            eprintln!(
-                "--- alipay-notify demo output ---\n{}",
-                log.unwrap_or_default()
-            );
+            eprintln!("--- alipay-demo output ---\n{}", log.unwrap_or_default());
         }
     }
 }

@@ -6,7 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::config::RegisteredApp;
 use super::trades::Trade;
-use crate::alipay::clock::format_beijing;
+use alipay_notify::alipay::clock::format_beijing;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#eef3fb;margin:0}\
 main{max-width:30rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:10px;\

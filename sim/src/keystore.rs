@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::alipay::keys::{KeyError, PrivateKey};
+use alipay_notify::alipay::keys::{KeyError, PrivateKey};
 
 pub const PRIVATE_KEY_FILE: &str = "alipay_private_key.pem";
 pub const PUBLIC_KEY_FILE: &str = "alipay_public_key.txt";

@@ -9,8 +9,8 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use super::faults::Faults;
-use crate::alipay::notification::TradeStatus;
-use crate::money::Amount;
+use alipay_notify::alipay::notification::TradeStatus;
+use alipay_notify::money::Amount;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Trade {

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::faults::Faults;
-use crate::alipay::keys::{PrivateKey, PublicKey};
+use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 
 /// A merchant app registered with the simulated Alipay, as in Alipay's open-platform console.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use super::trade_error::TradeError;
 use super::trades::TradeRef;
-use crate::alipay::clock::{parse_beijing, BEIJING};
-use crate::money::Amount;
+use alipay_notify::alipay::clock::{parse_beijing, BEIJING};
+use alipay_notify::money::Amount;
 
 /// Alipay's default for a page-pay trade without time_expire or timeout_express.
 pub const DEFAULT_EXPIRY: Duration = Duration::days(15);

@@ -16,8 +16,8 @@ use super::refunds::{self, Refunded};
 use super::server::Shared;
 use super::trade_error::TradeError;
 use super::trades::Trade;
-use crate::alipay::clock::format_beijing;
-use crate::alipay::keys::PrivateKey;
+use alipay_notify::alipay::clock::format_beijing;
+use alipay_notify::alipay::keys::PrivateKey;
 
 type Fields = Vec<(&'static str, Value)>;
 

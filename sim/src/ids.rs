@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use crate::alipay::clock::BEIJING;
+use alipay_notify::alipay::clock::BEIJING;
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

@@ -10,7 +10,7 @@ use super::lifecycle::{announce, faults_for};
 use super::server::Shared;
 use super::trade_error::TradeError;
 use super::trades::{NotificationKind, Refund, Trade};
-use crate::alipay::notification::TradeStatus;
+use alipay_notify::alipay::notification::TradeStatus;
 
 pub(crate) struct Refunded {
     pub trade: Trade,

@@ -16,7 +16,7 @@ use super::delivery::Delivery;
 use super::faults::Faults;
 use super::routes;
 use super::trades::{Attempt, Trade, TradeBook};
-use crate::alipay::keys::{PrivateKey, PublicKey};
+use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

@@ -150,7 +150,7 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut out = Vec::new();
-        out.push(format!("alipay-notify bench against {}", self.against));
+        out.push(format!("alipay-notify-bench against {}", self.against));
         out.push(format!(
             "  {} orders + {} duplicates = {} requests over {} connections",
             self.orders, self.duplicates, self.requests, self.concurrency

@@ -1,4 +1,4 @@
-//! `alipay-notify sim`: the simulated Alipay gateway for local development, with one registered
+//! `alipay-sim`: the simulated Alipay gateway for local development, with one registered
 //! merchant app. It is its own process, never mounted inside `serve`.
 
 use std::net::SocketAddr;
@@ -9,8 +9,8 @@ use anyhow::Context;
 use super::config::{RegisteredApp, SimConfig};
 use super::keystore::{self, PUBLIC_KEY_FILE};
 use super::server::Simulator;
-use crate::alipay::keys::PublicKey;
-use crate::startup::shutdown_signal;
+use alipay_notify::alipay::keys::PublicKey;
+use alipay_notify::startup::shutdown_signal;
 
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {

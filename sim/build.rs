@@ -1,4 +1,4 @@
-//! Sets `cfg(has_chromium)` when Debian's headless browser is installed, so tests/browser.rs runs
+//! Sets `cfg(has_chromium)` when Debian's headless browser is installed, so sim/tests/browser.rs runs
 //! where it can and reports itself ignored (never passes) where it cannot.
 
 use std::path::Path;

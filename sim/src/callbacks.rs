@@ -11,10 +11,10 @@ use url::form_urlencoded::byte_serialize;
 
 use super::config::RegisteredApp;
 use super::trades::{Refund, Trade};
-use crate::alipay::clock::{format_beijing, BEIJING};
-use crate::alipay::keys::PrivateKey;
-use crate::alipay::notification::TradeStatus;
-use crate::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
+use alipay_notify::alipay::clock::{format_beijing, BEIJING};
+use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::alipay::notification::TradeStatus;
+use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
 
 type Params = Vec<(&'static str, String)>;
 

@@ -8,10 +8,10 @@ use encoding_rs::Encoding;
 use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
 
-use crate::alipay::clock::format_beijing;
-use crate::alipay::keys::PrivateKey;
-use crate::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
-use crate::money::Amount;
+use alipay_notify::alipay::clock::format_beijing;
+use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
+use alipay_notify::money::Amount;
 
 /// Who a notification is addressed to: the merchant's app and seller account.
 #[derive(Debug, Clone)]
@@ -159,9 +159,9 @@ pub fn with_duplicates(bodies: Vec<Vec<u8>>, duplicates: usize) -> Vec<Arc<[u8]>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alipay::callback::verify;
-    use crate::alipay::form::RawParams;
-    use crate::alipay::keys::PublicKey;
+    use alipay_notify::alipay::callback::verify;
+    use alipay_notify::alipay::form::RawParams;
+    use alipay_notify::alipay::keys::PublicKey;
 
     fn order() -> PaidOrder {
         PaidOrder {
