@@ -126,7 +126,7 @@ impl OrdersCommand {
                             entry.source,
                             entry.trade_status.as_deref().unwrap_or("-"),
                             entry.verdict,
-                            entry.reason.as_deref().unwrap_or("")
+                            entry.reason.map_or("", |r| r.as_str())
                         );
                     }
                 }
@@ -199,7 +199,7 @@ fn print_order(order: &Order) {
     println!("buyer_id:            {}", or_dash(&order.buyer_id));
     println!(
         "alipay_trade_status: {}",
-        or_dash(&order.alipay_trade_status)
+        order.alipay_trade_status.map_or("-", |s| s.as_str())
     );
     println!("created_at:          {}", order.created_at);
     println!("expires_at:          {}", order.expires_at);

@@ -7,7 +7,9 @@ use crate::alipay::callback::{CallbackError, Verified};
 use crate::alipay::form::{FormError, RawParams};
 use crate::alipay::notification::Notification;
 use crate::alipay::Alipay;
-use crate::orders::{AuditEntry, OrderStore, Outcome, PaymentEvent, Source, StoreError, Verdict};
+use crate::orders::{
+    AnomalyReason, AuditEntry, OrderStore, Outcome, PaymentEvent, Source, StoreError, Verdict,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -20,7 +22,7 @@ pub enum NotifyError {
     /// Genuine but inconsistent with our records; recorded, order untouched.
     #[error("anomaly: {reason}")]
     Anomaly {
-        reason: &'static str,
+        reason: AnomalyReason,
         out_trade_no: Option<String>,
     },
     #[error(transparent)]
@@ -33,7 +35,7 @@ impl NotifyError {
             Self::ContentType => "content_type",
             Self::Malformed(_) => "malformed",
             Self::Rejected(e) => e.reason(),
-            Self::Anomaly { reason, .. } => reason,
+            Self::Anomaly { reason, .. } => reason.as_str(),
             Self::Store(_) => "database",
         }
     }
@@ -67,7 +69,7 @@ pub async fn handle(
     let outcome = store.apply(event).await?;
     match (outcome.verdict, outcome.reason) {
         (Verdict::Anomaly, reason) => Err(NotifyError::Anomaly {
-            reason: reason.unwrap_or("anomaly"),
+            reason: reason.unwrap_or(AnomalyReason::UnknownOrder),
             out_trade_no: Some(out_trade_no),
         }),
         _ => Ok(outcome),
@@ -81,37 +83,28 @@ fn check(
     verified: &Verified,
     body: &[u8],
     received_at: OffsetDateTime,
-) -> Result<PaymentEvent, &'static str> {
+) -> Result<PaymentEvent, AnomalyReason> {
     let notification =
-        Notification::from_verified(verified).map_err(|_| "incomplete_notification")?;
+        Notification::from_verified(verified).map_err(|_| AnomalyReason::IncompleteNotification)?;
     if notification.app_id != alipay.config.app_id {
-        return Err("app_id_mismatch");
+        return Err(AnomalyReason::AppIdMismatch);
     }
     if let Some(seller) = &alipay.config.seller_id {
         if notification.seller_id.as_ref() != Some(seller) {
-            return Err("seller_id_mismatch");
+            return Err(AnomalyReason::SellerIdMismatch);
         }
     }
-    Ok(PaymentEvent {
-        source: Source::Notify,
-        notify_id: Some(notification.notify_id),
-        out_trade_no: notification.out_trade_no,
-        trade_no: Some(notification.trade_no),
-        trade_status: notification.trade_status,
-        total_amount: notification.total_amount,
-        buyer_id: notification.buyer_id,
-        paid_at: notification.gmt_payment,
-        refund_fee: notification.refund_fee,
-        out_request_no: notification.out_biz_no,
-        raw: body.to_vec(),
+    Ok(PaymentEvent::from_notification(
+        notification,
+        body,
         received_at,
-    })
+    ))
 }
 
 fn audit_entry(verified: &Verified, body: &[u8], received_at: OffsetDateTime) -> AuditEntry {
     let field = |key| verified.get(key).map(str::to_owned);
     AuditEntry {
-        source: Source::Notify.as_str(),
+        source: Source::Notify,
         notify_id: field("notify_id"),
         out_trade_no: field("out_trade_no"),
         trade_status: field("trade_status"),

@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::alipay::clock::parse_beijing;
 use crate::alipay::gateway::{GatewayClient, GatewayError, TradeQuery};
 use crate::alipay::notification::TradeStatus;
 use crate::alipay::response::Signed;
 use crate::alipay::Alipay;
 use crate::metrics::Metrics;
 use crate::money::Amount;
-use crate::orders::{Order, OrderStore, Outcome, PaymentEvent, Source, StoreError, Verdict};
+use crate::orders::{Order, OrderStore, Outcome, PaymentEvent, StoreError, Verdict};
 
 /// How often and how eagerly pending orders are reconciled.
 #[derive(Debug, Clone, Copy)]
@@ -167,7 +166,7 @@ impl Reconciler {
         }
         let event = match query {
             Some(query) => query_event(order, query, TradeStatus::TradeClosed)?,
-            None => unpaid_close_event(order),
+            None => PaymentEvent::never_paid(order),
         };
         Ok(Reconciled::Applied(Box::new(
             self.store.apply(event).await?,
@@ -187,38 +186,11 @@ fn query_event(
     }
     let total_amount = Amount::parse(&trade.total_amount)
         .map_err(|_| ReconcileError::BadAmount(trade.total_amount.clone()))?;
-    Ok(PaymentEvent {
-        source: Source::Query,
-        notify_id: None,
-        out_trade_no: order.out_trade_no.clone(),
-        trade_no: Some(trade.trade_no.clone()),
-        trade_status: status,
+    Ok(PaymentEvent::from_query(
+        order,
+        trade,
+        status,
         total_amount,
-        buyer_id: trade.buyer_user_id.clone(),
-        paid_at: trade
-            .send_pay_date
-            .as_deref()
-            .and_then(|t| parse_beijing(t).ok()),
-        refund_fee: None,
-        out_request_no: None,
-        raw: query.raw.clone().into_bytes(),
-        received_at: OffsetDateTime::now_utc(),
-    })
-}
-
-fn unpaid_close_event(order: &Order) -> PaymentEvent {
-    PaymentEvent {
-        source: Source::Query,
-        notify_id: None,
-        out_trade_no: order.out_trade_no.clone(),
-        trade_no: None,
-        trade_status: TradeStatus::TradeClosed,
-        total_amount: order.total_amount,
-        buyer_id: None,
-        paid_at: None,
-        refund_fee: None,
-        out_request_no: None,
-        raw: b"ACQ.TRADE_NOT_EXIST".to_vec(),
-        received_at: OffsetDateTime::now_utc(),
-    }
+        &query.raw,
+    ))
 }

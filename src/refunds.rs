@@ -6,12 +6,11 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::alipay::gateway::{GatewayClient, GatewayError};
-use crate::alipay::notification::TradeStatus;
 use crate::alipay::Alipay;
 use crate::money::{Amount, AmountError};
 use crate::orders::input::{has_control_characters, valid_out_trade_no};
 use crate::orders::{
-    NewRefund, OrderStore, PaymentEvent, Refund, RefundRefused, RefundStart, RefundStatus, Source,
+    NewRefund, OrderStore, PaymentEvent, Refund, RefundRefused, RefundStart, RefundStatus,
     StoreError,
 };
 
@@ -100,21 +99,12 @@ pub async fn refund(
         .order(out_trade_no)
         .await?
         .ok_or(RefundRefused::NotFound)?;
-    let refund_fee = Amount::parse(&response.value.refund_fee).ok();
-    let event = PaymentEvent {
-        source: Source::Refund,
-        notify_id: None,
-        out_trade_no: out_trade_no.to_owned(),
-        trade_no: Some(response.value.trade_no.clone()),
-        trade_status: TradeStatus::TradeSuccess,
-        total_amount: order.total_amount,
-        buyer_id: None,
-        paid_at: None,
-        refund_fee,
-        out_request_no: Some(refund.out_request_no.clone()),
-        raw: response.raw.into_bytes(),
-        received_at: OffsetDateTime::now_utc(),
-    };
+    let event = PaymentEvent::from_refund(
+        &order,
+        &response.value,
+        &refund.out_request_no,
+        &response.raw,
+    );
     let outcome = store.apply(event).await?;
     tracing::info!(
         out_trade_no,

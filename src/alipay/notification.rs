@@ -7,7 +7,8 @@ use super::clock::parse_beijing;
 use crate::money::Amount;
 
 /// Alipay's trade statuses, in the order a trade can move through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TradeStatus {
     WaitBuyerPay,
     TradeSuccess,

@@ -175,6 +175,7 @@ fn refused(state: &AppState, refusal: &Refusal, seconds: f64) -> StatusCode {
             reason,
             out_trade_no,
         }) => {
+            let reason = reason.as_str();
             tracing::error!(
                 reason,
                 out_trade_no = out_trade_no.as_deref(),

@@ -154,7 +154,7 @@ mod tests {
     use super::*;
     use crate::alipay::notification::TradeStatus;
     use crate::money::Amount;
-    use crate::orders::model::{Source, Verdict};
+    use crate::orders::model::{AnomalyReason, Source, Verdict};
 
     /// Records the batches it is given; fails as `fail` says; the first batch waits for `gate`.
     struct Recorder {
@@ -182,9 +182,9 @@ mod tests {
                 .map(|e| Outcome {
                     verdict: Verdict::Applied,
                     reason: Some(if e.out_trade_no.ends_with('0') {
-                        "even"
+                        AnomalyReason::AmountMismatch
                     } else {
-                        "odd"
+                        AnomalyReason::UnknownOrder
                     }),
                     order: None,
                 })
@@ -249,12 +249,12 @@ mod tests {
         assert_eq!(
             reasons,
             [
-                Some("even"),
-                Some("odd"),
-                Some("odd"),
-                Some("odd"),
-                Some("odd"),
-                Some("odd")
+                Some(AnomalyReason::AmountMismatch),
+                Some(AnomalyReason::UnknownOrder),
+                Some(AnomalyReason::UnknownOrder),
+                Some(AnomalyReason::UnknownOrder),
+                Some(AnomalyReason::UnknownOrder),
+                Some(AnomalyReason::UnknownOrder)
             ]
         );
     }

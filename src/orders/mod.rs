@@ -9,8 +9,8 @@ mod sqlite;
 pub mod state;
 
 pub use model::{
-    NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund, RefundStatus, Source,
-    Verdict,
+    AnomalyReason, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
+    RefundStatus, Source, Verdict,
 };
 pub use repository::{
     connect, AuditEntry, Created, OrderStore, RefundRefused, RefundStart, StoreError,

@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use super::batch::{ApplyBatch, Batcher};
 
 use super::model::{
-    AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
+    AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
+    Refund, Verdict,
 };
 use super::repository::*;
 
@@ -77,16 +78,16 @@ impl PgStore {
     async fn insert_audit(
         tx: &mut Transaction<'_, Postgres>,
         entry: &AuditEntry,
-        verdict: &str,
-        reason: Option<&str>,
+        verdict: Verdict,
+        reason: Option<AnomalyReason>,
     ) -> Result<(), StoreError> {
         sqlx::query(INSERT_AUDIT)
-            .bind(entry.source)
+            .bind(entry.source.as_str())
             .bind(&entry.notify_id)
             .bind(&entry.out_trade_no)
             .bind(&entry.trade_status)
-            .bind(verdict)
-            .bind(reason)
+            .bind(verdict.as_str())
+            .bind(reason.map(AnomalyReason::as_str))
             .bind(&entry.raw)
             .bind(entry.received_at)
             .execute(&mut **tx)
@@ -158,9 +159,13 @@ impl OrderStore for PgStore {
         self.batcher.apply(event).await
     }
 
-    async fn record_anomaly(&self, entry: &AuditEntry, reason: &str) -> Result<(), StoreError> {
+    async fn record_anomaly(
+        &self,
+        entry: &AuditEntry,
+        reason: AnomalyReason,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        Self::insert_audit(&mut tx, entry, "anomaly", Some(reason)).await?;
+        Self::insert_audit(&mut tx, entry, Verdict::Anomaly, Some(reason)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -170,7 +175,7 @@ impl OrderStore for PgStore {
             .bind(out_trade_no)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(AuditRecord::from).collect())
+        rows.into_iter().map(AuditRecord::try_from).collect()
     }
 
     async fn claim_for_reconciliation(
@@ -356,7 +361,9 @@ impl Writer {
             .bind(now)
             .bind(column(changed, |o| o.out_trade_no.as_str()))
             .bind(column(changed, |o| o.status.as_str()))
-            .bind(column(changed, |o| o.alipay_trade_status.as_deref()))
+            .bind(column(changed, |o| {
+                o.alipay_trade_status.map(|s| s.as_str())
+            }))
             .bind(column(changed, |o| o.trade_no.as_deref()))
             .bind(column(changed, |o| o.buyer_id.as_deref()))
             .bind(column(changed, |o| o.paid_at))

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::model::{
-    AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
-    RefundStatus, Verdict,
+    AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
+    Refund, RefundStatus, Source, Verdict,
 };
 use super::state::{decide, Change, Decision};
+use crate::alipay::notification::TradeStatus;
 use crate::money::Amount;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +109,11 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Concurrent copies of one event yield exactly one `Applied`.
     async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError>;
     /// Records a verified message that fails the checks made before the order is read.
-    async fn record_anomaly(&self, entry: &AuditEntry, reason: &str) -> Result<(), StoreError>;
+    async fn record_anomaly(
+        &self,
+        entry: &AuditEntry,
+        reason: AnomalyReason,
+    ) -> Result<(), StoreError>;
     async fn audit_log(&self, out_trade_no: &str) -> Result<Vec<AuditRecord>, StoreError>;
     /// Leases up to `limit` pending orders created before `created_before` whose lease has
     /// run out, until `lease_until`: the orders this instance reconciles now. Another instance
@@ -152,7 +157,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn OrderSto
 /// What the audit log keeps of a message.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
-    pub source: &'static str,
+    pub source: Source,
     pub notify_id: Option<String>,
     pub out_trade_no: Option<String>,
     pub trade_status: Option<String>,
@@ -233,15 +238,20 @@ impl TryFrom<OrderRow> for Order {
     fn try_from(row: OrderRow) -> Result<Self, StoreError> {
         let corrupt =
             |what: &str| StoreError::Corrupt(format!("{what} of order {}", row.out_trade_no));
+        let alipay_trade_status = row
+            .alipay_trade_status
+            .as_deref()
+            .map(|s| TradeStatus::parse(s).ok_or_else(|| corrupt("alipay_trade_status")))
+            .transpose()?;
         Ok(Order {
             total_amount: Amount::from_fen(row.total_fen).map_err(|_| corrupt("total_fen"))?,
             status: OrderStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
+            alipay_trade_status,
             out_trade_no: row.out_trade_no,
             subject: row.subject,
             body: row.body,
             trade_no: row.trade_no,
             buyer_id: row.buyer_id,
-            alipay_trade_status: row.alipay_trade_status,
             refunded_fen: row.refunded_fen,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -324,17 +334,26 @@ pub(super) struct AuditRow {
     received_at: OffsetDateTime,
 }
 
-impl From<AuditRow> for AuditRecord {
-    fn from(row: AuditRow) -> Self {
-        Self {
-            source: row.source,
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = StoreError;
+    fn try_from(row: AuditRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str, value: &str| {
+            StoreError::Corrupt(format!("{what} {value:?} of a notification row"))
+        };
+        Ok(Self {
+            source: Source::parse(&row.source).ok_or_else(|| corrupt("source", &row.source))?,
+            verdict: Verdict::parse(&row.verdict)
+                .ok_or_else(|| corrupt("verdict", &row.verdict))?,
+            reason: row
+                .reason
+                .as_deref()
+                .map(|r| AnomalyReason::parse(r).ok_or_else(|| corrupt("reason", r)))
+                .transpose()?,
             notify_id: row.notify_id,
             out_trade_no: row.out_trade_no,
             trade_status: row.trade_status,
-            verdict: row.verdict,
-            reason: row.reason,
             received_at: row.received_at,
-        }
+        })
     }
 }
 
@@ -347,7 +366,7 @@ pub(super) struct Plan {
 impl Plan {
     pub fn new(order: Option<Order>, event: &PaymentEvent) -> Self {
         let Some(mut order) = order else {
-            return Self::unchanged(Verdict::Anomaly, Some("unknown_order"), None);
+            return Self::unchanged(Verdict::Anomaly, Some(AnomalyReason::UnknownOrder), None);
         };
         match decide(&order, event) {
             Decision::Unchanged(verdict) => Self::unchanged(verdict, None, Some(order)),
@@ -359,7 +378,7 @@ impl Plan {
                 if let Some(refunded_fen) = change.refunded_fen {
                     order.refunded_fen = refunded_fen;
                 }
-                order.alipay_trade_status = Some(change.alipay_trade_status.as_str().to_owned());
+                order.alipay_trade_status = Some(change.alipay_trade_status);
                 if change.records_payment {
                     if order.trade_no.is_none() {
                         order.trade_no = event.trade_no.clone();
@@ -387,7 +406,7 @@ impl Plan {
         }
     }
 
-    fn unchanged(verdict: Verdict, reason: Option<&'static str>, order: Option<Order>) -> Self {
+    fn unchanged(verdict: Verdict, reason: Option<AnomalyReason>, order: Option<Order>) -> Self {
         Self {
             outcome: Outcome {
                 verdict,
@@ -452,10 +471,10 @@ impl<'a> BatchPlan<'a> {
         &self,
         events: &'a [PaymentEvent],
     ) -> impl Iterator<Item = (&'a PaymentEvent, &'static str, Option<&'static str>)> + '_ {
-        events
-            .iter()
-            .zip(&self.outcomes)
-            .map(|(event, outcome)| (event, outcome.verdict.as_str(), outcome.reason))
+        events.iter().zip(&self.outcomes).map(|(event, outcome)| {
+            let reason = outcome.reason.map(AnomalyReason::as_str);
+            (event, outcome.verdict.as_str(), reason)
+        })
     }
 }
 

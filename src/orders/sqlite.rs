@@ -20,7 +20,8 @@ use time::OffsetDateTime;
 
 use super::batch::{ApplyBatch, Batcher};
 use super::model::{
-    AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
+    AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
+    Refund, Verdict,
 };
 use super::repository::*;
 
@@ -112,16 +113,16 @@ impl SqliteStore {
     async fn insert_audit(
         tx: &mut Transaction<'_, Sqlite>,
         entry: &AuditEntry,
-        verdict: &str,
-        reason: Option<&str>,
+        verdict: Verdict,
+        reason: Option<AnomalyReason>,
     ) -> Result<(), StoreError> {
         sqlx::query(INSERT_AUDIT)
-            .bind(entry.source)
+            .bind(entry.source.as_str())
             .bind(&entry.notify_id)
             .bind(&entry.out_trade_no)
             .bind(&entry.trade_status)
-            .bind(verdict)
-            .bind(reason)
+            .bind(verdict.as_str())
+            .bind(reason.map(AnomalyReason::as_str))
             .bind(&entry.raw)
             .bind(entry.received_at)
             .execute(&mut **tx)
@@ -193,9 +194,13 @@ impl OrderStore for SqliteStore {
         self.batcher.apply(event).await
     }
 
-    async fn record_anomaly(&self, entry: &AuditEntry, reason: &str) -> Result<(), StoreError> {
+    async fn record_anomaly(
+        &self,
+        entry: &AuditEntry,
+        reason: AnomalyReason,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        Self::insert_audit(&mut tx, entry, "anomaly", Some(reason)).await?;
+        Self::insert_audit(&mut tx, entry, Verdict::Anomaly, Some(reason)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -205,7 +210,7 @@ impl OrderStore for SqliteStore {
             .bind(out_trade_no)
             .fetch_all(&self.readers)
             .await?;
-        Ok(rows.into_iter().map(AuditRecord::from).collect())
+        rows.into_iter().map(AuditRecord::try_from).collect()
     }
 
     async fn claim_for_reconciliation(

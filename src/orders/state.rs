@@ -1,7 +1,7 @@
 //! The order state machine: what a verified trade status does to a stored order. Pure, so that
 //! both stores and every source (notify, query) share one set of rules.
 
-use super::model::{Order, OrderStatus, PaymentEvent, Verdict};
+use super::model::{AnomalyReason, Order, OrderStatus, PaymentEvent, Verdict};
 use crate::alipay::notification::TradeStatus;
 
 /// The change to write when an event applies.
@@ -20,7 +20,7 @@ pub struct Change {
 pub enum Decision {
     Apply(Change),
     Unchanged(Verdict),
-    Anomaly(&'static str),
+    Anomaly(AnomalyReason),
 }
 
 /// How far along Alipay's own lifecycle a status is; ours never moves backwards along it.
@@ -41,7 +41,7 @@ pub fn decide(order: &Order, event: &PaymentEvent) -> Decision {
 
     let total = order.total_amount.fen();
     if event.total_amount != order.total_amount {
-        return Decision::Anomaly("amount_mismatch");
+        return Decision::Anomaly(AnomalyReason::AmountMismatch);
     }
     let theirs = event.trade_no.as_deref();
     if order
@@ -50,15 +50,12 @@ pub fn decide(order: &Order, event: &PaymentEvent) -> Decision {
         .zip(theirs)
         .is_some_and(|(ours, theirs)| ours != theirs)
     {
-        return Decision::Anomaly("trade_no_mismatch");
+        return Decision::Anomaly(AnomalyReason::TradeNoMismatch);
     }
     if event.refund_fee.is_some_and(|fee| fee.fen() > total) {
-        return Decision::Anomaly("refund_exceeds_total");
+        return Decision::Anomaly(AnomalyReason::RefundExceedsTotal);
     }
-    let known = order
-        .alipay_trade_status
-        .as_deref()
-        .and_then(TradeStatus::parse);
+    let known = order.alipay_trade_status;
     let advances = known.is_none_or(|k| rank(event.trade_status) > rank(k));
     let alipay_trade_status = match known {
         Some(known) if !advances => known,
@@ -100,7 +97,7 @@ pub fn decide(order: &Order, event: &PaymentEvent) -> Decision {
             refund_grows,
         ),
         (Paid | Refunded, TradeSuccess | TradeFinished) => Decision::Unchanged(Verdict::Duplicate),
-        (Closed, TradeSuccess | TradeFinished) => Decision::Anomaly("paid_after_close"),
+        (Closed, TradeSuccess | TradeFinished) => Decision::Anomaly(AnomalyReason::PaidAfterClose),
         // A trade closed after payment was fully refunded, even if its payment notice is late.
         (Pending, TradeClosed) if event.refund_fee.is_some() || event.paid_at.is_some() => {
             change(Refunded, true, true, Some(total))
@@ -128,7 +125,7 @@ mod tests {
             status,
             trade_no: alipay.map(|_| "2026112822001".into()),
             buyer_id: None,
-            alipay_trade_status: alipay.map(|s| s.as_str().into()),
+            alipay_trade_status: alipay,
             created_at: now,
             expires_at: now,
             refunded_fen: 0,
@@ -244,19 +241,19 @@ mod tests {
         wrong_amount.total_amount = Amount::from_fen(1).unwrap();
         assert_eq!(
             decide(&pending, &wrong_amount),
-            Decision::Anomaly("amount_mismatch")
+            Decision::Anomaly(AnomalyReason::AmountMismatch)
         );
         let paid = order(OrderStatus::Paid, Some(TradeStatus::TradeSuccess));
         let mut other_trade = event(TradeStatus::TradeSuccess);
         other_trade.trade_no = Some("other".into());
         assert_eq!(
             decide(&paid, &other_trade),
-            Decision::Anomaly("trade_no_mismatch")
+            Decision::Anomaly(AnomalyReason::TradeNoMismatch)
         );
         let closed = order(OrderStatus::Closed, None);
         assert_eq!(
             decide(&closed, &event(TradeStatus::TradeSuccess)),
-            Decision::Anomaly("paid_after_close")
+            Decision::Anomaly(AnomalyReason::PaidAfterClose)
         );
     }
 
@@ -289,7 +286,7 @@ mod tests {
         too_much.refund_fee = Some(Amount::from_fen(1235).unwrap());
         assert_eq!(
             decide(&paid, &too_much),
-            Decision::Anomaly("refund_exceeds_total")
+            Decision::Anomaly(AnomalyReason::RefundExceedsTotal)
         );
     }
 }

@@ -217,7 +217,9 @@ impl TestApp {
     /// Verdicts of the audit rows for an order, oldest first.
     pub async fn verdicts(&self, out_trade_no: &str) -> Vec<String> {
         let log = self.store.audit_log(out_trade_no).await.unwrap();
-        log.into_iter().map(|entry| entry.verdict).collect()
+        log.into_iter()
+            .map(|entry| entry.verdict.to_string())
+            .collect()
     }
 }
 

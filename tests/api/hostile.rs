@@ -305,7 +305,7 @@ async fn hostile_requests_get_clear_errors_and_write_nothing(db: Db) {
     // Genuinely signed but unusable notifications are kept as anomalies; nothing else is.
     let log = app.store.audit_log("H1").await.unwrap();
     assert_eq!(log.len(), 3, "{log:?}");
-    assert!(log.iter().all(|entry| entry.verdict == "anomaly"));
+    assert!(log.iter().all(|entry| entry.verdict.as_str() == "anomaly"));
     assert!(
         app.client
             .get(app.url("/healthz"))

@@ -30,7 +30,10 @@ async fn genuine_notify_marks_pending_order_paid(db: Db) {
     assert_eq!(order.status, OrderStatus::Paid);
     assert_eq!(order.trade_no.as_deref(), Some("2026112822001T1001"));
     assert_eq!(order.buyer_id.as_deref(), Some("2088102177846880"));
-    assert_eq!(order.alipay_trade_status.as_deref(), Some("TRADE_SUCCESS"));
+    assert_eq!(
+        order.alipay_trade_status.map(|s| s.as_str()),
+        Some("TRADE_SUCCESS")
+    );
     // gmt_payment is Beijing time: 23:10:04 +08:00 is 15:10:04 UTC.
     assert_eq!(
         order.paid_at,
@@ -168,12 +171,9 @@ async fn genuine_but_inconsistent_notify_is_an_anomaly(db: Db) {
     let log = app.store.audit_log("T1006").await.unwrap();
     let reasons: Vec<_> = log
         .iter()
-        .map(|e| (e.verdict.as_str(), e.reason.clone().unwrap()))
+        .map(|e| (e.verdict.as_str(), e.reason.unwrap().as_str()))
         .collect();
-    let expected: Vec<_> = cases
-        .iter()
-        .map(|(_, r)| ("anomaly", r.to_string()))
-        .collect();
+    let expected: Vec<_> = cases.iter().map(|(_, r)| ("anomaly", *r)).collect();
     assert_eq!(reasons, expected);
 
     let unknown = trade_success("T404", "20.00");
@@ -181,7 +181,7 @@ async fn genuine_but_inconsistent_notify_is_an_anomaly(db: Db) {
     assert_eq!(
         app.store.audit_log("T404").await.unwrap()[0]
             .reason
-            .as_deref(),
+            .map(|r| r.as_str()),
         Some("unknown_order")
     );
 }
@@ -220,7 +220,10 @@ async fn statuses_never_move_backwards(db: Db) {
 
     let order = app.order("T1008").await;
     assert_eq!(order.status, OrderStatus::Paid);
-    assert_eq!(order.alipay_trade_status.as_deref(), Some("TRADE_FINISHED"));
+    assert_eq!(
+        order.alipay_trade_status.map(|s| s.as_str()),
+        Some("TRADE_FINISHED")
+    );
     assert_eq!(app.verdicts("T1008").await, ["applied", "duplicate"]);
 }
 

@@ -34,7 +34,10 @@ pub async fn read(database_url: &str, numbers: &[String]) -> BTreeMap<String, St
             let log = store.audit_log(no).await.expect("read audit log");
             let stored = Stored {
                 status: order.map(|o| o.status),
-                applied: log.iter().filter(|e| e.verdict == "applied").count(),
+                applied: log
+                    .iter()
+                    .filter(|e| e.verdict.as_str() == "applied")
+                    .count(),
                 rows: log.len(),
             };
             (no.clone(), stored)
