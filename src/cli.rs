@@ -9,6 +9,7 @@ use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
 use crate::orders::{self, Order, OrderStatus};
 use crate::reconcile::{Reconciled, Reconciler};
+use crate::report::Report;
 use crate::startup::{shutdown_signal, Application};
 use crate::telemetry;
 
@@ -68,7 +69,7 @@ impl Cli {
         let settings = match Settings::load(self.config.as_deref()) {
             Ok(settings) => settings,
             Err(error) => {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", Report(&error));
                 return ExitCode::FAILURE;
             }
         };
@@ -76,7 +77,7 @@ impl Cli {
         match self.command.run(&settings).await {
             Ok(code) => code,
             Err(error) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", Report(error.as_ref()));
                 ExitCode::FAILURE
             }
         }
@@ -105,7 +106,7 @@ impl Command {
 
 impl OrdersCommand {
     async fn run(self, settings: &Settings) -> anyhow::Result<ExitCode> {
-        let store = orders::connect(&settings.database_url, 2).await?;
+        let store = orders::connect_existing(&settings.database_url, 2).await?;
         match self {
             Self::Show { out_trade_no, json } => {
                 let Some(order) = store.order(&out_trade_no).await? else {

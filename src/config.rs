@@ -101,23 +101,26 @@ fn default_expiry() -> u32 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
+    #[error("configuration")]
     Load(#[from] Box<figment::Error>),
     #[error("{0} is not set")]
     Missing(&'static str),
-    #[error("{setting}: cannot read {path}: {source}")]
+    #[error("{setting}_FILE: cannot read {path}")]
     Unreadable {
         setting: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{setting}: {source}")]
+    #[error("{setting}")]
     BadKey {
         setting: &'static str,
         source: KeyError,
     },
-    #[error("{0}: {1}")]
-    Invalid(&'static str, String),
+    #[error("{setting} is not a valid URL")]
+    InvalidUrl {
+        setting: &'static str,
+        source: url::ParseError,
+    },
 }
 
 impl Settings {
@@ -177,17 +180,18 @@ impl Settings {
                 setting: "ALIPAY_PUBLIC_KEY",
                 source,
             })?;
-        let base = url::Url::parse(&self.public_url)
-            .map_err(|e| ConfigError::Invalid("PUBLIC_URL", e.to_string()))?;
-        let join = |path: &str| base.join(path).map(String::from);
+        let invalid = |source| ConfigError::InvalidUrl {
+            setting: "PUBLIC_URL",
+            source,
+        };
+        let base = url::Url::parse(&self.public_url).map_err(invalid)?;
+        let join = |path: &str| base.join(path).map(String::from).map_err(invalid);
         let config = AlipayConfig {
             app_id,
             seller_id: self.alipay_seller_id.clone().filter(|s| !s.is_empty()),
             gateway: self.alipay_gateway.clone(),
-            notify_url: join("alipay/notify")
-                .map_err(|e| ConfigError::Invalid("PUBLIC_URL", e.to_string()))?,
-            return_url: join("payment/success")
-                .map_err(|e| ConfigError::Invalid("PUBLIC_URL", e.to_string()))?,
+            notify_url: join("alipay/notify")?,
+            return_url: join("payment/success")?,
         };
         Ok(Alipay::new(config, app_key, alipay_key))
     }

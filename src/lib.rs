@@ -8,7 +8,8 @@
 //! - [`reconcile`], [`refunds`]: asking Alipay about pending orders; refunding paid ones.
 //! - [`http`]: routes, state and middleware; errors become responses in one place.
 //! - [`metrics`]: Prometheus counters and histograms for ops.
-//! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line.
+//! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line;
+//!   [`report`] prints an error with its causes, each once.
 //!
 //! The simulated Alipay and the demo live in the `alipay-sim` crate (`sim/`), the load generator
 //! in `alipay-notify-bench` (`bench/`): neither is compiled into the service.
@@ -25,5 +26,6 @@ pub mod notify;
 pub mod orders;
 pub mod reconcile;
 pub mod refunds;
+pub mod report;
 pub mod startup;
 pub mod telemetry;

@@ -15,7 +15,7 @@ use crate::orders::{
 pub enum NotifyError {
     #[error("content type is not application/x-www-form-urlencoded")]
     ContentType,
-    #[error("malformed body: {0}")]
+    #[error("malformed body")]
     Malformed(#[from] FormError),
     #[error("rejected: {0}")]
     Rejected(CallbackError),

@@ -14,6 +14,7 @@ use crate::alipay::Alipay;
 use crate::metrics::Metrics;
 use crate::money::Amount;
 use crate::orders::{Order, OrderStore, Outcome, PaymentEvent, StoreError, Verdict};
+use crate::report::Report;
 
 /// How often and how eagerly pending orders are reconciled.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +118,7 @@ impl Reconciler {
                 self.metrics.reconciled("waiting");
             }
             Err(error) => {
-                tracing::warn!(out_trade_no = %no, error = %error, "reconciliation failed");
+                tracing::warn!(out_trade_no = %no, error = %Report(error), "reconciliation failed");
                 self.metrics.reconciled("error");
                 if matches!(error, ReconcileError::Store(_)) {
                     self.metrics.database_error("reconcile");

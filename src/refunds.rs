@@ -25,7 +25,7 @@ pub struct RefundRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {
-    #[error("amount: {0}")]
+    #[error("amount")]
     Amount(#[from] AmountError),
     #[error("out_request_no must be 1 to 64 letters, digits or underscores")]
     OutRequestNo,

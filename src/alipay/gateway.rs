@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::response::{self, ResponseError, Signed};
 use super::Alipay;
+use crate::report::Report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -84,7 +85,7 @@ impl GatewayClient {
                 alipay.signed_request(method, biz.clone(), OffsetDateTime::now_utc(), false);
             match self.send(alipay, method, &params).await {
                 Err(error) if error.retryable() && attempt < self.policy.attempts => {
-                    tracing::warn!(method, attempt, error = %error, "gateway call failed; retrying");
+                    tracing::warn!(method, attempt, error = %Report(&error), "gateway call failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                     attempt += 1;

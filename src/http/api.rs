@@ -1,8 +1,9 @@
 //! The authenticated JSON API for merchants' back ends: create orders, read their state.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
@@ -10,7 +11,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::{AppState, Error};
+use super::{ApiError, AppState};
 use crate::orders::input::{valid_out_trade_no, OrderRequest};
 use crate::orders::{Created, Order, OrderStatus, Refund};
 use crate::refunds::{self, RefundRequest};
@@ -40,35 +41,41 @@ struct OrderView {
 }
 
 /// Reads a JSON body ourselves, so a bad one gets our error format (422) like any invalid input.
-fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON: {e}")))
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    Ok(serde_json::from_slice(body)?)
 }
 
-/// Compares the bearer token in constant time; no token configured means no API.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
-    let expected = state.api_token.as_ref().ok_or(Error::Unauthorized)?;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(Error::Unauthorized)?;
-    let matches: bool = given
-        .as_bytes()
-        .ct_eq(expected.expose_secret().as_bytes())
-        .into();
-    matches.then_some(()).ok_or(Error::Unauthorized)
+/// A caller that presented the API token. Taking it as an argument is what makes a handler
+/// authenticated: there is no call to forget.
+pub struct Authorized;
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = ApiError;
+
+    /// Compares the bearer token in constant time; no token configured means no API.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let expected = state.api_token.as_ref().ok_or(ApiError::Unauthorized)?;
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let matches: bool = given
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes())
+            .into();
+        matches.then_some(Self).ok_or(ApiError::Unauthorized)
+    }
 }
 
 async fn create_order(
+    _: Authorized,
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<OrderWithPayUrl>), Error> {
-    authorize(&state, &headers)?;
+) -> Result<(StatusCode, Json<OrderWithPayUrl>), ApiError> {
     let request: OrderRequest = json(&body)?;
-    let new = request
-        .validate(OffsetDateTime::now_utc(), state.order_expiry)
-        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let new = request.validate(OffsetDateTime::now_utc(), state.order_expiry)?;
     let (status, order) = match state.store.create_order(&new).await? {
         Created::New(order) => (StatusCode::CREATED, order),
         Created::Existing(order)
@@ -76,12 +83,7 @@ async fn create_order(
         {
             (StatusCode::OK, order)
         }
-        Created::Existing(_) => {
-            return Err(Error::Conflict(format!(
-                "order {} exists with a different subject or amount",
-                new.out_trade_no
-            )))
-        }
+        Created::Existing(_) => return Err(ApiError::OrderConflict(new.out_trade_no)),
     };
     tracing::info!(out_trade_no = %order.out_trade_no, created = status == StatusCode::CREATED, "order");
     let pay_url = (order.status == OrderStatus::Pending).then(|| state.pay_url(&order));
@@ -89,31 +91,29 @@ async fn create_order(
 }
 
 async fn show_order(
+    _: Authorized,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(out_trade_no): Path<String>,
-) -> Result<Json<OrderView>, Error> {
-    authorize(&state, &headers)?;
+) -> Result<Json<OrderView>, ApiError> {
     if !valid_out_trade_no(&out_trade_no) {
-        return Err(Error::NotFound);
+        return Err(ApiError::NotFound);
     }
     let order = state
         .store
         .order(&out_trade_no)
         .await?
-        .ok_or(Error::NotFound)?;
+        .ok_or(ApiError::NotFound)?;
     let refunds = state.store.refunds(&out_trade_no).await?;
     Ok(Json(OrderView { order, refunds }))
 }
 
 /// Refunds part or all of a paid order. Answers 201 with the refund and the order as it now is.
 async fn create_refund(
+    _: Authorized,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(out_trade_no): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Error> {
-    authorize(&state, &headers)?;
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let request: RefundRequest = json(&body)?;
     let refund = refunds::refund(
         &state.alipay,
@@ -127,7 +127,7 @@ async fn create_refund(
         .store
         .order(&out_trade_no)
         .await?
-        .ok_or(Error::NotFound)?;
+        .ok_or(ApiError::NotFound)?;
     let refunds = state.store.refunds(&out_trade_no).await?;
     let body = serde_json::json!({ "refund": refund, "order": OrderView { order, refunds } });
     Ok((StatusCode::CREATED, Json(body)))

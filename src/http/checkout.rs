@@ -9,8 +9,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use time::OffsetDateTime;
 
-use super::{pages, AppState, Error};
-use crate::alipay::form::{FormError, RawParams};
+use super::{pages, AppState, PageError};
+use crate::alipay::form::RawParams;
 use crate::money::Amount;
 use crate::orders::input::{valid_out_trade_no, InputError, OrderRequest};
 use crate::orders::{Created, Order, OrderStatus};
@@ -36,11 +36,8 @@ struct CheckoutForm {
 impl CheckoutForm {
     /// Decoded as strictly as notifications: bad escapes, invalid UTF-8 or repeated fields are
     /// refused rather than guessed at.
-    fn parse(body: &[u8]) -> Result<Self, Error> {
-        let invalid = |e: FormError| Error::InvalidForm(e.to_string());
-        let fields = RawParams::parse(body)
-            .and_then(|raw| raw.decode())
-            .map_err(invalid)?;
+    fn parse(body: &[u8]) -> Result<Self, PageError> {
+        let fields = RawParams::parse(body).and_then(|raw| raw.decode())?;
         let field = |name: &str| {
             fields
                 .iter()
@@ -57,22 +54,16 @@ impl CheckoutForm {
 
 /// Sends the browser to the gateway. The price of an existing order comes from the database; a
 /// new order from a form is accepted only when checkout is open.
-async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, Error> {
+async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, PageError> {
     let form = CheckoutForm::parse(&body)?;
     let existing = match form.out_trade_no.as_deref().filter(|s| !s.is_empty()) {
-        Some(no) if !valid_out_trade_no(no) => {
-            return Err(Error::BadRequest(InputError::OutTradeNo.to_string()))
-        }
+        Some(no) if !valid_out_trade_no(no) => return Err(InputError::OutTradeNo.into()),
         Some(no) => state.store.order(no).await?,
         None => None,
     };
     let order = match existing {
         Some(order) => payable(order, form.total_amount.as_deref())?,
-        None if !state.checkout_open => {
-            return Err(Error::Forbidden(
-                "checkout is closed: orders are created through the API",
-            ))
-        }
+        None if !state.checkout_open => return Err(PageError::CheckoutClosed),
         None => {
             let request = OrderRequest {
                 out_trade_no: form.out_trade_no,
@@ -80,9 +71,7 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, 
                 total_amount: form.total_amount.unwrap_or_default(),
                 body: None,
             };
-            let new = request
-                .validate(OffsetDateTime::now_utc(), state.order_expiry)
-                .map_err(|e| Error::BadRequest(e.to_string()))?;
+            let new = request.validate(OffsetDateTime::now_utc(), state.order_expiry)?;
             match state.store.create_order(&new).await? {
                 Created::New(order) => order,
                 // Raced with another request for the same number: same rules as an existing order.
@@ -95,24 +84,16 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, 
 }
 
 /// An existing order can be paid while pending and unexpired, at its stored amount only.
-fn payable(order: Order, form_amount: Option<&str>) -> Result<Order, Error> {
+fn payable(order: Order, form_amount: Option<&str>) -> Result<Order, PageError> {
     if order.status != OrderStatus::Pending {
-        return Err(Error::Conflict(format!(
-            "order {} is {}",
-            order.out_trade_no, order.status
-        )));
+        return Err(PageError::NotPending(order.out_trade_no, order.status));
     }
     if order.expires_at <= OffsetDateTime::now_utc() {
-        return Err(Error::Conflict(format!(
-            "order {} has expired",
-            order.out_trade_no
-        )));
+        return Err(PageError::Expired(order.out_trade_no));
     }
     if let Some(amount) = form_amount.filter(|a| !a.is_empty()) {
         if Amount::parse(amount.trim()).ok() != Some(order.total_amount) {
-            return Err(Error::Conflict(
-                "total_amount differs from the order's amount".into(),
-            ));
+            return Err(PageError::AmountDiffers);
         }
     }
     Ok(order)

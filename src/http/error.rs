@@ -1,42 +1,44 @@
-//! The one place where errors become HTTP responses. Internal causes go to the log, never to the
-//! response body.
+//! Errors become responses here, one mapping per surface: the JSON API ([`ApiError`]) and the
+//! buyer's HTML pages ([`PageError`]); the notify endpoint answers in its own protocol
+//! (`http/notify.rs`). Internal causes go to the log, never to the response body.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
-use crate::orders::{RefundRefused, StoreError};
+use super::pages;
+use crate::alipay::form::FormError;
+use crate::orders::input::InputError;
+use crate::orders::{OrderStatus, RefundRefused, StoreError};
 use crate::refunds::RefundError;
+use crate::report::Report;
 
+/// Why the JSON API refused or failed a call.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
     #[error("not found")]
     NotFound,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("malformed form: {0}")]
-    InvalidForm(String),
-    #[error("{0}")]
-    Forbidden(&'static str),
-    #[error("{0}")]
-    Conflict(String),
+    #[error("invalid JSON")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid order")]
+    Input(#[from] InputError),
+    #[error("order {0} exists with a different subject or amount")]
+    OrderConflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Refund(#[from] RefundError),
 }
 
-impl Error {
+impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InvalidForm(_) => StatusCode::BAD_REQUEST,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Json(_) | Self::Input(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::OrderConflict(_) => StatusCode::CONFLICT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Refund(error) => match error {
                 RefundError::Amount(_) | RefundError::OutRequestNo | RefundError::Reason => {
@@ -55,15 +57,59 @@ impl Error {
     }
 }
 
-impl IntoResponse for Error {
+impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match &self {
             Self::Store(error) | Self::Refund(RefundError::Store(error)) => {
                 tracing::error!(error = ?error, "database error");
                 "temporarily unavailable, try again".to_owned()
             }
-            other => other.to_string(),
+            other => Report(other).to_string(),
         };
         (self.status(), Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// Why a buyer's page (the checkout form) cannot go on; shown as a page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("malformed form")]
+    Form(#[from] FormError),
+    #[error("invalid order")]
+    Input(#[from] InputError),
+    #[error("checkout is closed: orders are created through the API")]
+    CheckoutClosed,
+    #[error("order {0} is {1}")]
+    NotPending(String, OrderStatus),
+    #[error("order {0} has expired")]
+    Expired(String),
+    #[error("total_amount differs from the order's amount")]
+    AmountDiffers,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl PageError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Form(_) => StatusCode::BAD_REQUEST,
+            Self::Input(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CheckoutClosed => StatusCode::FORBIDDEN,
+            Self::NotPending(..) | Self::Expired(_) | Self::AmountDiffers => StatusCode::CONFLICT,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let markup = match &self {
+            Self::Store(error) => {
+                tracing::error!(error = ?error, "database error");
+                pages::unavailable()
+            }
+            other => pages::refused(&Report(other).to_string()),
+        };
+        (self.status(), Html(markup.into_string())).into_response()
     }
 }

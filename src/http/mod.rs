@@ -24,7 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
-pub use error::Error;
+pub use error::{ApiError, PageError};
 
 use crate::alipay::gateway::GatewayClient;
 use crate::alipay::pagepay::PagePay;

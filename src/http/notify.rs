@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use super::{AppState, BODY_LIMIT};
 use crate::notify::{self, NotifyError};
 use crate::orders::{Outcome, Verdict};
+use crate::report::Report;
 
 /// Not under the other routes' timeout and body limit layers: they would answer in their own
 /// words, and every reply here must be `success` or `fail`.
@@ -191,7 +192,7 @@ fn refused(state: &AppState, refusal: &Refusal, seconds: f64) -> StatusCode {
             return StatusCode::SERVICE_UNAVAILABLE;
         }
     };
-    tracing::warn!(reason, error = %refusal, "notify rejected");
+    tracing::warn!(reason, error = %Report(refusal), "notify rejected");
     state.metrics.notification(verdict, reason, seconds);
     status
 }

@@ -102,6 +102,17 @@ pub fn unknown_order(out_trade_no: &str) -> Markup {
     )
 }
 
+/// A request the page cannot act on, with the reason.
+pub fn refused(reason: &str) -> Markup {
+    layout(
+        "Cannot continue",
+        html! {
+            h1 { "We cannot take this payment" }
+            p id="reason" { (reason) }
+        },
+    )
+}
+
 pub fn unavailable() -> Markup {
     layout(
         "Try again",

@@ -14,7 +14,7 @@ pub enum InputError {
     Subject,
     #[error("body must be at most 128 characters, without control characters")]
     Body,
-    #[error("total_amount: {0}")]
+    #[error("total_amount")]
     Amount(#[from] AmountError),
 }
 

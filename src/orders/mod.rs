@@ -13,5 +13,6 @@ pub use model::{
     RefundStatus, Source, Verdict,
 };
 pub use repository::{
-    connect, AuditEntry, Created, OrderStore, RefundRefused, RefundStart, StoreError,
+    connect, connect_existing, AuditEntry, Created, OrderStore, RefundRefused, RefundStart,
+    StoreError,
 };

@@ -2,11 +2,12 @@
 //! Concurrent events for one order serialise on the order row (`select … for update`); events
 //! are applied in batches, a few statements and one commit for all that arrived together.
 
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use time::OffsetDateTime;
 
@@ -29,12 +30,27 @@ const WRITERS: usize = 2;
 const MAX_BATCH: usize = 128;
 
 impl PgStore {
+    /// Connects once directly first: the pool would report any failure as "pool timed out",
+    /// five seconds later, without saying where it tried or what the server answered.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let target = format!(
+            "Postgres at {}:{} (database {})",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username())
+        );
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| StoreError::ConnectTimeout(target.clone()))?
+            .map_err(|e| StoreError::Connect(target.clone(), e))?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect(url)
-            .await?;
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect(target, e))?;
         let writer = Arc::new(Writer {
             pool: pool.clone(),
             idle: Mutex::new(Vec::new()),

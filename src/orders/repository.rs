@@ -19,6 +19,14 @@ use crate::money::Amount;
 pub enum StoreError {
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("cannot connect to {0}")]
+    Connect(String, #[source] sqlx::Error),
+    #[error("cannot connect to {0}: no answer within {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout(String),
+    #[error(
+        "no SQLite database at {0}; set DATABASE_URL, or create one with `alipay-notify migrate`"
+    )]
+    NoDatabase(std::path::PathBuf),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is not a valid order: {0}")]
@@ -141,14 +149,43 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn refunds(&self, out_trade_no: &str) -> Result<Vec<Refund>, StoreError>;
 }
 
+/// How long connecting to the database may take at start before it is reported unreachable.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether opening a SQLite database may create it (`serve`, `migrate`) or must find it (the
+/// `orders` commands, which only read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    CreateIfMissing,
+    Existing,
+}
+
 /// Connects to `postgres://…` or `sqlite:…`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn OrderStore>, StoreError> {
+    open(url, max_connections, Open::CreateIfMissing).await
+}
+
+/// Connects as [`connect`] does, but a missing SQLite database is an error, not a new file.
+pub async fn connect_existing(
+    url: &str,
+    max_connections: u32,
+) -> Result<Arc<dyn OrderStore>, StoreError> {
+    open(url, max_connections, Open::Existing).await
+}
+
+async fn open(
+    url: &str,
+    max_connections: u32,
+    open: Open,
+) -> Result<Arc<dyn OrderStore>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(
             super::postgres::PgStore::connect(url, max_connections).await?,
         ))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(super::sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(
+            super::sqlite::SqliteStore::connect(url, open).await?,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl)
     }

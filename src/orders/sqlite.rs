@@ -35,20 +35,23 @@ pub struct SqliteStore {
 const MAX_BATCH: usize = 128;
 
 impl SqliteStore {
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, open: Open) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+            .create_if_missing(open == Open::CreateIfMissing)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        let path = options.get_filename().to_owned();
+        let target = format!("SQLite database {}", path.display());
+        if open == Open::Existing && !path.exists() {
+            return Err(StoreError::NoDatabase(path));
         }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Connect(target.clone(), sqlx::Error::Io(e)))?;
+        }
+        let connect_error = |e| StoreError::Connect(target.clone(), e);
         let pool = |max| {
             SqlitePoolOptions::new()
                 .max_connections(max)
@@ -66,8 +69,9 @@ impl SqliteStore {
                     .pragma("temp_store", "memory")
                     .pragma("wal_autocheckpoint", "4000"),
             )
-            .await?;
-        let readers = pool(4).connect_with(options).await?;
+            .await
+            .map_err(connect_error)?;
+        let readers = pool(4).connect_with(options).await.map_err(connect_error)?;
         let batcher = Batcher::start(
             Arc::new(Writer {
                 pool: writer.clone(),

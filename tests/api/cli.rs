@@ -79,10 +79,73 @@ fn a_bad_key_stops_serve_naming_the_setting_not_the_key() {
         .env("ALIPAY_APP_PRIVATE_KEY_FILE", "/nonexistent/key.pem")
         .output()
         .unwrap();
-    let stderr = String::from_utf8(unreadable.stderr).unwrap();
+    assert_eq!(
+        String::from_utf8(unreadable.stderr).unwrap(),
+        "error: ALIPAY_APP_PRIVATE_KEY_FILE: cannot read /nonexistent/key.pem: \
+         No such file or directory (os error 2)\n"
+    );
+}
+
+/// Each cause said once, naming what failed: the messages a new user meets first, verbatim.
+#[test]
+fn start_up_errors_say_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("x.db").display());
+    let stderr = |command: &mut Command| {
+        let output = command.output().unwrap();
+        assert!(!output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+
+    let not_a_key = stderr(
+        cli(&url)
+            .arg("serve")
+            .env("ALIPAY_APP_ID", APP_ID)
+            .env("ALIPAY_APP_PRIVATE_KEY", "not a key")
+            .env("ALIPAY_PUBLIC_KEY", keys().alipay.public_key_base64()),
+    );
+    let mut server = url::Url::parse(&postgres_admin_url()).unwrap();
+    server.set_path("nosuchdb");
+    let no_database = stderr(cli(server.as_str()).arg("migrate"));
+    let at = format!(
+        "{}:{}",
+        server.host_str().unwrap(),
+        server.port().unwrap_or(5432)
+    );
+    let started = std::time::Instant::now();
+    let unreachable = stderr(cli("postgres://postgres@127.0.0.1:1/shop").arg("migrate"));
+    let waited = started.elapsed();
+    let no_sqlite = stderr(
+        cli("sqlite:data/alipay-notify.db")
+            .current_dir(dir.path())
+            .args(["orders", "list"]),
+    );
+
+    assert_eq!(
+        not_a_key,
+        "error: ALIPAY_APP_PRIVATE_KEY: the key is neither PEM nor base64\n"
+    );
+    assert_eq!(
+        no_database,
+        format!(
+            "error: cannot connect to Postgres at {at} (database nosuchdb): error returned from \
+             database: database \"nosuchdb\" does not exist\n"
+        )
+    );
+    assert_eq!(
+        unreachable,
+        "error: cannot connect to Postgres at 127.0.0.1:1 (database shop): error communicating \
+         with database: Connection refused (os error 111)\n"
+    );
+    assert!(waited < std::time::Duration::from_secs(4), "{waited:?}");
+    assert_eq!(
+        no_sqlite,
+        "error: no SQLite database at data/alipay-notify.db; set DATABASE_URL, or create one with \
+         `alipay-notify migrate`\n"
+    );
     assert!(
-        stderr.contains("ALIPAY_APP_PRIVATE_KEY: cannot read /nonexistent/key.pem"),
-        "{stderr}"
+        !dir.path().join("data").exists(),
+        "`orders list` created a database"
     );
 }
 
