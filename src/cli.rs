@@ -30,6 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the service (applies migrations first).
+    #[command(after_help = serve_help())]
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -60,6 +61,16 @@ enum OrdersCommand {
     },
 }
 
+/// The settings `serve` needs, and where the rest are described.
+fn serve_help() -> String {
+    format!(
+        "Required settings (environment variables, or the [alipay] section of a profile file): \
+         {}.\nUsually set too: DATABASE_URL, PUBLIC_URL, API_TOKEN. Every setting and its default: \
+         config/default.toml and the README's Configuration table.",
+        crate::config::REQUIRED
+    )
+}
+
 fn parse_status(text: &str) -> Result<OrderStatus, String> {
     OrderStatus::parse(text).ok_or_else(|| "expected pending, paid, closed or refunded".into())
 }
@@ -73,7 +84,7 @@ impl Cli {
                 return ExitCode::FAILURE;
             }
         };
-        telemetry::init(settings.log_format);
+        telemetry::init(settings.log.format);
         match self.command.run(&settings).await {
             Ok(code) => code,
             Err(error) => {
@@ -92,7 +103,7 @@ impl Command {
                 app.run_until(shutdown_signal()).await?;
             }
             Self::Migrate => {
-                orders::connect(&settings.database_url, 1)
+                orders::connect(settings.database.url.expose(), 1)
                     .await?
                     .migrate()
                     .await?;
@@ -106,7 +117,7 @@ impl Command {
 
 impl OrdersCommand {
     async fn run(self, settings: &Settings) -> anyhow::Result<ExitCode> {
-        let store = orders::connect_existing(&settings.database_url, 2).await?;
+        let store = orders::connect_existing(settings.database.url.expose(), 2).await?;
         match self {
             Self::Show { out_trade_no, json } => {
                 let Some(order) = store.order(&out_trade_no).await? else {

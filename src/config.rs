@@ -1,61 +1,103 @@
-//! Settings: `config/default.toml`, then an optional profile file, then environment variables
-//! (which win). Secrets are wrapped so that no `Debug` or error message can print them.
+//! Settings, in sections (`database`, `http`, `alipay`, `checkout`, `api`, `reconcile`, `log`):
+//! `config/default.toml` (compiled in: the one place defaults are written), then that file in the
+//! working directory if present, then an optional profile file, then environment variables
+//! (which win; their names are flat, e.g. `DATABASE_URL`, see [`ENVIRONMENT`]). Secrets are
+//! wrapped so that no `Debug` or error message can print them, the database password included.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::alipay::keys::{KeyError, PrivateKey, PublicKey};
-use crate::alipay::{Alipay, AlipayConfig, PRODUCTION_GATEWAY};
+use crate::alipay::{Alipay, AlipayConfig};
 
-/// Every setting, by the lower-case form of its environment variable name.
+/// The defaults, as shipped in the repository's `config/default.toml`.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub database_url: String,
-    #[serde(default = "default_max_connections")]
-    pub database_max_connections: u32,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub alipay: AlipaySettings,
+    pub checkout: CheckoutSettings,
+    pub api: ApiSettings,
+    pub reconcile: ReconcileSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite:PATH` or `postgres://…`.
+    pub url: DatabaseUrl,
+    /// Postgres pool size; above 2, two connections stay with the notify writers.
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
     pub listen_addr: SocketAddr,
+    /// The external base URL; notify_url and return_url hang off it.
     pub public_url: String,
-    pub alipay_app_id: Option<String>,
-    pub alipay_app_private_key: Option<SecretString>,
-    pub alipay_app_private_key_file: Option<PathBuf>,
-    pub alipay_public_key: Option<String>,
-    pub alipay_public_key_file: Option<PathBuf>,
-    pub alipay_seller_id: Option<String>,
-    #[serde(default = "default_gateway")]
-    pub alipay_gateway: String,
-    pub api_token: Option<SecretString>,
-    #[serde(default)]
-    pub checkout_open: bool,
-    #[serde(default = "default_expiry")]
-    pub order_expiry_minutes: u32,
-    /// Seconds a request may take, body included, before it is answered 408.
-    #[serde(default = "default_request_timeout")]
+    /// Seconds a request may take once its head has arrived, body included.
     pub request_timeout_seconds: u64,
     /// Seconds from the first byte of a request to the end of its head (slow clients).
-    #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_seconds: u64,
     /// Seconds a connection may wait for its next request (or its first).
-    #[serde(default = "default_keep_alive_timeout")]
     pub keep_alive_timeout_seconds: u64,
     /// Client connections served at once (lowered to what the open files limit allows).
-    #[serde(default = "default_http_max_connections")]
-    pub http_max_connections: usize,
+    pub max_connections: usize,
     /// Seconds a stopping service waits for requests in progress.
-    #[serde(default = "default_shutdown_drain")]
     pub shutdown_drain_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlipaySettings {
+    pub app_id: Option<String>,
+    pub app_private_key: Option<SecretString>,
+    pub app_private_key_file: Option<PathBuf>,
+    pub public_key: Option<String>,
+    pub public_key_file: Option<PathBuf>,
+    pub seller_id: Option<String>,
+    pub gateway: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutSettings {
+    /// Whether a browser form may create an order at its own price (demo shops only).
+    pub open: bool,
+    /// How long a buyer has to pay (`time_expire`).
+    pub order_expiry_minutes: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Bearer token for `/api/*`; unset or empty disables the API.
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSettings {
     /// Seconds between reconciliation runs; 0 turns reconciliation off.
-    #[serde(default = "default_reconcile_interval")]
-    pub reconcile_interval_seconds: u64,
+    pub interval_seconds: u64,
     /// Pending orders younger than this are left to their notification.
-    #[serde(default = "default_reconcile_grace")]
-    pub reconcile_grace_seconds: u64,
-    #[serde(default)]
-    pub log_format: LogFormat,
+    pub grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -66,38 +108,123 @@ pub enum LogFormat {
     Json,
 }
 
-fn default_max_connections() -> u32 {
-    10
+/// A database URL whose password never reaches `Debug` or `Display`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, to connect with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
-fn default_gateway() -> String {
-    PRODUCTION_GATEWAY.to_owned()
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                f.write_str(url.as_str())
+            }
+            Ok(_) => f.write_str(&self.0),
+            Err(_) => f.write_str("(unparseable database URL)"),
+        }
+    }
 }
-fn default_request_timeout() -> u64 {
-    10
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
-fn default_header_read_timeout() -> u64 {
-    10
+
+/// Whether an environment variable is parsed (numbers, booleans) or taken verbatim as text (an
+/// all-digit app_id or token must stay text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Parsed,
+    Text,
 }
-/// Longer than the 60 s idle timeout of common load balancers and nginx's upstream keepalive,
-/// so that the proxy, not us, closes an idle connection (else it may reuse one we just closed).
-fn default_keep_alive_timeout() -> u64 {
-    75
-}
-fn default_http_max_connections() -> usize {
-    10_000
-}
-fn default_shutdown_drain() -> u64 {
-    10
-}
-fn default_reconcile_interval() -> u64 {
-    60
-}
-fn default_reconcile_grace() -> u64 {
-    120
-}
-fn default_expiry() -> u32 {
-    30
-}
+
+/// Every environment variable, the setting it sets, and how its value is read.
+pub const ENVIRONMENT: [(&str, &str, Kind); 22] = [
+    ("DATABASE_URL", "database.url", Kind::Text),
+    (
+        "DATABASE_MAX_CONNECTIONS",
+        "database.max_connections",
+        Kind::Parsed,
+    ),
+    ("LISTEN_ADDR", "http.listen_addr", Kind::Text),
+    ("PUBLIC_URL", "http.public_url", Kind::Text),
+    (
+        "REQUEST_TIMEOUT_SECONDS",
+        "http.request_timeout_seconds",
+        Kind::Parsed,
+    ),
+    (
+        "HEADER_READ_TIMEOUT_SECONDS",
+        "http.header_read_timeout_seconds",
+        Kind::Parsed,
+    ),
+    (
+        "KEEP_ALIVE_TIMEOUT_SECONDS",
+        "http.keep_alive_timeout_seconds",
+        Kind::Parsed,
+    ),
+    ("HTTP_MAX_CONNECTIONS", "http.max_connections", Kind::Parsed),
+    (
+        "SHUTDOWN_DRAIN_SECONDS",
+        "http.shutdown_drain_seconds",
+        Kind::Parsed,
+    ),
+    ("ALIPAY_APP_ID", "alipay.app_id", Kind::Text),
+    (
+        "ALIPAY_APP_PRIVATE_KEY",
+        "alipay.app_private_key",
+        Kind::Text,
+    ),
+    (
+        "ALIPAY_APP_PRIVATE_KEY_FILE",
+        "alipay.app_private_key_file",
+        Kind::Text,
+    ),
+    ("ALIPAY_PUBLIC_KEY", "alipay.public_key", Kind::Text),
+    (
+        "ALIPAY_PUBLIC_KEY_FILE",
+        "alipay.public_key_file",
+        Kind::Text,
+    ),
+    ("ALIPAY_SELLER_ID", "alipay.seller_id", Kind::Text),
+    ("ALIPAY_GATEWAY", "alipay.gateway", Kind::Text),
+    ("CHECKOUT_OPEN", "checkout.open", Kind::Parsed),
+    (
+        "ORDER_EXPIRY_MINUTES",
+        "checkout.order_expiry_minutes",
+        Kind::Parsed,
+    ),
+    ("API_TOKEN", "api.token", Kind::Text),
+    (
+        "RECONCILE_INTERVAL_SECONDS",
+        "reconcile.interval_seconds",
+        Kind::Parsed,
+    ),
+    (
+        "RECONCILE_GRACE_SECONDS",
+        "reconcile.grace_seconds",
+        Kind::Parsed,
+    ),
+    ("LOG_FORMAT", "log.format", Kind::Text),
+];
+
+/// What `serve` cannot start without (for `serve --help` and the README).
+pub const REQUIRED: &str =
+    "ALIPAY_APP_ID, ALIPAY_APP_PRIVATE_KEY (or ALIPAY_APP_PRIVATE_KEY_FILE), \
+ALIPAY_PUBLIC_KEY (or ALIPAY_PUBLIC_KEY_FILE)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -124,43 +251,49 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    /// Loads built-in defaults, `config/default.toml` (relative to the working directory), then
-    /// `profile`, then the environment.
+    /// Loads the compiled-in defaults, `config/default.toml` in the working directory (if there),
+    /// then `profile`, then the environment.
     pub fn load(profile: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment =
-            Figment::from(Toml::string(BUILT_IN_DEFAULTS)).merge(Toml::file("config/default.toml"));
+            Figment::from(Toml::string(DEFAULTS)).merge(Toml::file("config/default.toml"));
         if let Some(profile) = profile {
             figment = figment.merge(Toml::file_exact(profile));
         }
-        figment = figment.merge(Env::raw().only(&TYPED_ENV));
-        for name in TEXT_ENV {
-            if let Ok(value) = std::env::var(name) {
-                // Merged as text: Env would read an all-digit app_id or token as a number.
-                figment = figment.merge((name.to_ascii_lowercase(), value));
-            }
+        for (name, setting, kind) in ENVIRONMENT {
+            let Ok(text) = std::env::var(name) else {
+                continue;
+            };
+            figment = match kind {
+                Kind::Text => figment.merge(Serialized::default(setting, text)),
+                Kind::Parsed => {
+                    let value: figment::value::Value = text.parse().expect("parsing is infallible");
+                    figment.merge(Serialized::default(setting, value))
+                }
+            };
         }
         figment
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))
     }
 
-    /// The built-in defaults alone, ignoring files and the environment (tests, embedding).
+    /// The compiled-in defaults alone, ignoring files and the environment (tests, embedding).
     pub fn defaults() -> Self {
-        Figment::from(Toml::string(BUILT_IN_DEFAULTS))
+        Figment::from(Toml::string(DEFAULTS))
             .extract()
-            .expect("built-in defaults are valid")
+            .expect("config/default.toml is valid")
     }
 
     /// The merchant's Alipay integration, with both keys parsed and checked.
     pub fn alipay(&self) -> Result<Alipay, ConfigError> {
-        let app_id = self
-            .alipay_app_id
+        let settings = &self.alipay;
+        let app_id = settings
+            .app_id
             .clone()
             .ok_or(ConfigError::Missing("ALIPAY_APP_ID"))?;
         let private = read_secret(
             "ALIPAY_APP_PRIVATE_KEY",
-            self.alipay_app_private_key.as_ref(),
-            self.alipay_app_private_key_file.as_deref(),
+            settings.app_private_key.as_ref(),
+            settings.app_private_key_file.as_deref(),
         )?;
         let app_key =
             PrivateKey::parse(private.expose_secret()).map_err(|source| ConfigError::BadKey {
@@ -169,11 +302,8 @@ impl Settings {
             })?;
         let public = read_secret(
             "ALIPAY_PUBLIC_KEY",
-            self.alipay_public_key
-                .clone()
-                .map(SecretString::from)
-                .as_ref(),
-            self.alipay_public_key_file.as_deref(),
+            settings.public_key.clone().map(SecretString::from).as_ref(),
+            settings.public_key_file.as_deref(),
         )?;
         let alipay_key =
             PublicKey::parse(public.expose_secret()).map_err(|source| ConfigError::BadKey {
@@ -184,55 +314,18 @@ impl Settings {
             setting: "PUBLIC_URL",
             source,
         };
-        let base = url::Url::parse(&self.public_url).map_err(invalid)?;
+        let base = url::Url::parse(&self.http.public_url).map_err(invalid)?;
         let join = |path: &str| base.join(path).map(String::from).map_err(invalid);
         let config = AlipayConfig {
             app_id,
-            seller_id: self.alipay_seller_id.clone().filter(|s| !s.is_empty()),
-            gateway: self.alipay_gateway.clone(),
+            seller_id: settings.seller_id.clone().filter(|s| !s.is_empty()),
+            gateway: settings.gateway.clone(),
             notify_url: join("alipay/notify")?,
             return_url: join("payment/success")?,
         };
         Ok(Alipay::new(config, app_key, alipay_key))
     }
 }
-
-/// Keys used when `config/default.toml` is not around (e.g. the binary run from another folder).
-const BUILT_IN_DEFAULTS: &str = r#"
-database_url = "sqlite:data/alipay-notify.db"
-listen_addr = "127.0.0.1:8000"
-public_url = "http://127.0.0.1:8000"
-"#;
-
-/// Environment variables parsed as numbers or booleans.
-const TYPED_ENV: [&str; 11] = [
-    "REQUEST_TIMEOUT_SECONDS",
-    "HEADER_READ_TIMEOUT_SECONDS",
-    "KEEP_ALIVE_TIMEOUT_SECONDS",
-    "HTTP_MAX_CONNECTIONS",
-    "SHUTDOWN_DRAIN_SECONDS",
-    "RECONCILE_INTERVAL_SECONDS",
-    "RECONCILE_GRACE_SECONDS",
-    "DATABASE_MAX_CONNECTIONS",
-    "LISTEN_ADDR",
-    "CHECKOUT_OPEN",
-    "ORDER_EXPIRY_MINUTES",
-];
-
-/// Environment variables taken verbatim as text.
-const TEXT_ENV: [&str; 11] = [
-    "DATABASE_URL",
-    "PUBLIC_URL",
-    "ALIPAY_APP_ID",
-    "ALIPAY_APP_PRIVATE_KEY",
-    "ALIPAY_APP_PRIVATE_KEY_FILE",
-    "ALIPAY_PUBLIC_KEY",
-    "ALIPAY_PUBLIC_KEY_FILE",
-    "ALIPAY_SELLER_ID",
-    "ALIPAY_GATEWAY",
-    "API_TOKEN",
-    "LOG_FORMAT",
-];
 
 /// A key given inline or as a file; the inline value wins. Errors name the setting only.
 fn read_secret(
@@ -266,31 +359,70 @@ mod tests {
             jail.create_dir("config")?;
             jail.create_file(
                 "config/default.toml",
-                "listen_addr = \"127.0.0.1:9000\"\npublic_url = \"https://a.example\"\ncheckout_open = false",
+                "[http]\nlisten_addr = \"127.0.0.1:9000\"\npublic_url = \"https://a.example\"\n\
+                 [checkout]\nopen = false",
             )?;
             jail.create_file(
                 "prod.toml",
-                "public_url = \"https://b.example\"\ncheckout_open = true",
+                "[http]\npublic_url = \"https://b.example\"\n[checkout]\nopen = true",
             )?;
             jail.set_env("PUBLIC_URL", "https://c.example");
             jail.set_env("ALIPAY_APP_ID", "2021000000000001");
             jail.set_env("API_TOKEN", "12345");
+            jail.set_env("REQUEST_TIMEOUT_SECONDS", "3");
 
             let settings = Settings::load(Some(Path::new("prod.toml"))).expect("loads");
 
-            assert_eq!(settings.listen_addr.port(), 9000);
-            assert!(settings.checkout_open);
-            assert_eq!(settings.public_url, "https://c.example");
-            assert_eq!(settings.alipay_app_id.as_deref(), Some("2021000000000001"));
+            assert_eq!(settings.http.listen_addr.port(), 9000);
+            assert!(settings.checkout.open);
+            assert_eq!(settings.http.public_url, "https://c.example");
+            assert_eq!(settings.http.request_timeout_seconds, 3);
+            assert_eq!(settings.alipay.app_id.as_deref(), Some("2021000000000001"));
             assert_eq!(
                 settings
-                    .api_token
+                    .api
+                    .token
                     .as_ref()
                     .map(|t| t.expose_secret().to_owned()),
                 Some("12345".into())
             );
-            assert_eq!(settings.alipay_gateway, PRODUCTION_GATEWAY);
-            assert!(settings.database_url.starts_with("sqlite:"));
+            assert_eq!(settings.alipay.gateway, crate::alipay::PRODUCTION_GATEWAY);
+            assert!(settings.database.url.expose().starts_with("sqlite:"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_setting_has_its_default_in_config_default_toml() {
+        Jail::expect_with(|_| {
+            let settings = Settings::load(None).expect("loads with no file and no environment");
+            assert_eq!(settings.http.keep_alive_timeout_seconds, 75);
+            assert_eq!(settings.reconcile.interval_seconds, 60);
+            assert_eq!(settings.log.format, LogFormat::Text);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_environment_variable_names_a_setting() {
+        Jail::expect_with(|jail| {
+            for (name, _, kind) in ENVIRONMENT {
+                let value = match (name, kind) {
+                    ("LISTEN_ADDR", _) => "127.0.0.1:1",
+                    ("LOG_FORMAT", _) => "json",
+                    ("CHECKOUT_OPEN", _) => "true",
+                    (_, Kind::Parsed) => "7",
+                    (_, Kind::Text) => "0123",
+                };
+                jail.set_env(name, value);
+            }
+            let settings = Settings::load(None).expect("loads");
+            assert_eq!(settings.database.max_connections, 7);
+            assert_eq!(settings.http.max_connections, 7);
+            assert_eq!(settings.http.shutdown_drain_seconds, 7);
+            assert_eq!(settings.alipay.seller_id.as_deref(), Some("0123"));
+            assert_eq!(settings.alipay.app_id.as_deref(), Some("0123"));
+            assert_eq!(settings.log.format, LogFormat::Json);
             Ok(())
         });
     }
@@ -300,11 +432,25 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("API_TOKEN", "hunter2-token");
             jail.set_env("ALIPAY_APP_PRIVATE_KEY", "MIIEsecretkeymaterial");
+            jail.set_env(
+                "DATABASE_URL",
+                "postgres://shop:pg-s3cret@db.internal:5432/shop",
+            );
             let settings = Settings::load(None).expect("loads");
             let debug = format!("{settings:?}");
             assert!(
-                !debug.contains("hunter2") && !debug.contains("secretkeymaterial"),
+                !debug.contains("hunter2")
+                    && !debug.contains("secretkeymaterial")
+                    && !debug.contains("pg-s3cret"),
                 "{debug}"
+            );
+            assert!(
+                debug.contains("postgres://shop:***@db.internal:5432/shop"),
+                "{debug}"
+            );
+            assert_eq!(
+                settings.database.url.expose(),
+                "postgres://shop:pg-s3cret@db.internal:5432/shop"
             );
             Ok(())
         });

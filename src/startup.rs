@@ -28,18 +28,22 @@ impl Application {
     /// Connects the database, applies migrations, parses keys and binds the listen address
     /// (port 0 picks a free port; ask `address()` which).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.listen_addr).await?;
+        let listener = TcpListener::bind(settings.http.listen_addr).await?;
         Self::build_on(settings, listener).await
     }
 
     /// As `build`, on a listener bound beforehand (when PUBLIC_URL must name its port).
     pub async fn build_on(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let alipay = settings.alipay()?;
-        let store =
-            orders::connect(&settings.database_url, settings.database_max_connections).await?;
+        let store = orders::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+        .await?;
         store.migrate().await?;
         let api_token = settings
-            .api_token
+            .api
+            .token
             .clone()
             .filter(|t| !t.expose_secret().is_empty())
             .map(Arc::new);
@@ -50,26 +54,26 @@ impl Application {
             store,
             alipay: Arc::new(alipay),
             api_token: api_token as Option<Arc<SecretString>>,
-            checkout_open: settings.checkout_open,
-            order_expiry: time::Duration::minutes(settings.order_expiry_minutes.into()),
+            checkout_open: settings.checkout.open,
+            order_expiry: time::Duration::minutes(settings.checkout.order_expiry_minutes.into()),
             gateway: Arc::new(GatewayClient::new(RetryPolicy::default())),
             metrics: Arc::new(Metrics::default()),
-            request_timeout: Duration::from_secs(settings.request_timeout_seconds),
+            request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
         };
-        let reconcile = (settings.reconcile_interval_seconds > 0).then(|| Schedule {
-            interval: Duration::from_secs(settings.reconcile_interval_seconds),
-            grace: Duration::from_secs(settings.reconcile_grace_seconds),
+        let reconcile = (settings.reconcile.interval_seconds > 0).then(|| Schedule {
+            interval: Duration::from_secs(settings.reconcile.interval_seconds),
+            grace: Duration::from_secs(settings.reconcile.grace_seconds),
             batch: 100,
         });
         let limits = Limits {
-            header_read_timeout: Duration::from_secs(settings.header_read_timeout_seconds),
-            keep_alive_timeout: Duration::from_secs(settings.keep_alive_timeout_seconds),
-            request_timeout: Duration::from_secs(settings.request_timeout_seconds),
+            header_read_timeout: Duration::from_secs(settings.http.header_read_timeout_seconds),
+            keep_alive_timeout: Duration::from_secs(settings.http.keep_alive_timeout_seconds),
+            request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
             max_connections: server::fit_connection_cap(
-                settings.http_max_connections,
-                settings.database_max_connections,
+                settings.http.max_connections,
+                settings.database.max_connections,
             ),
-            drain_timeout: Duration::from_secs(settings.shutdown_drain_seconds),
+            drain_timeout: Duration::from_secs(settings.http.shutdown_drain_seconds),
         };
         Ok(Self {
             listener,

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::{keystore, RegisteredApp, SimConfig, Simulator};
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
-use alipay_notify::config::Settings;
+use alipay_notify::config::{DatabaseUrl, Settings};
 use alipay_notify::startup::{shutdown_signal, Application};
 
 const DEMO_APP_ID: &str = "2021000000000000";
@@ -60,11 +60,11 @@ impl DemoArgs {
             self.listen
         );
         println!("  simulated Alipay:  {}", sim.gateway_url());
-        println!("  database:          {}", settings.database_url);
+        println!("  database:          {}", settings.database.url);
         println!("  API token:         {api_token}");
         let orders = format!(
             "DATABASE_URL={} alipay-notify orders list",
-            settings.database_url
+            settings.database.url
         );
         println!("  orders:            {orders}");
         println!("Ctrl-C stops both.");
@@ -81,18 +81,21 @@ impl DemoArgs {
         token: &str,
     ) -> Settings {
         let mut settings = Settings::defaults();
-        settings.database_url = format!("sqlite:{}", self.data_dir.join("demo.db").display());
-        settings.listen_addr = self.listen;
-        settings.public_url = format!("http://{}/", self.listen);
-        settings.alipay_app_id = Some(DEMO_APP_ID.into());
-        settings.alipay_seller_id = Some(DEMO_SELLER_ID.into());
-        settings.alipay_app_private_key = Some(SecretString::from(app_key.to_pkcs8_pem()));
-        settings.alipay_public_key = Some(alipay_public.into());
-        settings.alipay_gateway = gateway.into();
-        settings.api_token = Some(SecretString::from(token));
-        settings.checkout_open = true;
-        settings.reconcile_interval_seconds = Duration::from_secs(15).as_secs();
-        settings.reconcile_grace_seconds = 30;
+        settings.database.url = DatabaseUrl::new(format!(
+            "sqlite:{}",
+            self.data_dir.join("demo.db").display()
+        ));
+        settings.http.listen_addr = self.listen;
+        settings.http.public_url = format!("http://{}/", self.listen);
+        settings.alipay.app_id = Some(DEMO_APP_ID.into());
+        settings.alipay.seller_id = Some(DEMO_SELLER_ID.into());
+        settings.alipay.app_private_key = Some(SecretString::from(app_key.to_pkcs8_pem()));
+        settings.alipay.public_key = Some(alipay_public.into());
+        settings.alipay.gateway = gateway.into();
+        settings.api.token = Some(SecretString::from(token));
+        settings.checkout.open = true;
+        settings.reconcile.interval_seconds = Duration::from_secs(15).as_secs();
+        settings.reconcile.grace_seconds = 30;
         settings
     }
 }

@@ -61,7 +61,7 @@ async fn closed_checkout_refuses_new_orders_from_browsers(db: Db) {
 }
 
 async fn open_checkout_creates_the_order_and_redirects(db: Db) {
-    let app = spawn_with(db, |s| s.checkout_open = true).await;
+    let app = spawn_with(db, |s| s.checkout.open = true).await;
 
     let response = app
         .checkout(&[

@@ -150,6 +150,24 @@ fn start_up_errors_say_each_cause_once() {
 }
 
 #[test]
+fn serve_help_names_the_required_settings() {
+    let output = cli("sqlite:unused.db")
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success());
+    for setting in [
+        "ALIPAY_APP_ID",
+        "ALIPAY_APP_PRIVATE_KEY",
+        "ALIPAY_PUBLIC_KEY",
+        "DATABASE_URL",
+    ] {
+        assert!(help.contains(setting), "{setting} missing from:\n{help}");
+    }
+}
+
+#[test]
 fn migrate_applies_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("m.db").display());

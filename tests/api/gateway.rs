@@ -45,7 +45,7 @@ fn client() -> GatewayClient {
 
 fn alipay_at(gateway: &str) -> alipay_notify::alipay::Alipay {
     let mut settings = settings("sqlite::memory:");
-    settings.alipay_gateway = gateway.to_owned();
+    settings.alipay.gateway = gateway.to_owned();
     settings.alipay().unwrap()
 }
 

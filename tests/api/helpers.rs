@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
-use alipay_notify::config::Settings;
+use alipay_notify::config::{DatabaseUrl, Settings};
 use alipay_notify::orders::{NewOrder, Order, OrderStore};
 use alipay_notify::startup::Application;
 use alipay_sim::{Faults, RegisteredApp, SimConfig, SimHandle, Simulator};
@@ -68,16 +68,16 @@ pub struct TestApp {
 /// Settings for a test service on `database_url`; tweak before `spawn_with`.
 pub fn settings(database_url: &str) -> Settings {
     let mut settings = Settings::defaults();
-    settings.database_url = database_url.to_owned();
-    settings.database_max_connections = 20;
-    settings.listen_addr = "127.0.0.1:0".parse().unwrap();
-    settings.public_url = "https://shop.example.com/".into();
-    settings.alipay_app_id = Some(APP_ID.into());
-    settings.alipay_seller_id = Some(SELLER_ID.into());
-    settings.alipay_app_private_key = Some(SecretString::from(keys().app.to_pkcs8_pem()));
-    settings.alipay_public_key = Some(keys().alipay.public_key_base64());
-    settings.alipay_gateway = "https://openapi.alipay.com/gateway.do".into();
-    settings.api_token = Some(SecretString::from(API_TOKEN));
+    settings.database.url = DatabaseUrl::new(database_url);
+    settings.database.max_connections = 20;
+    settings.http.listen_addr = "127.0.0.1:0".parse().unwrap();
+    settings.http.public_url = "https://shop.example.com/".into();
+    settings.alipay.app_id = Some(APP_ID.into());
+    settings.alipay.seller_id = Some(SELLER_ID.into());
+    settings.alipay.app_private_key = Some(SecretString::from(keys().app.to_pkcs8_pem()));
+    settings.alipay.public_key = Some(keys().alipay.public_key_base64());
+    settings.alipay.gateway = "https://openapi.alipay.com/gateway.do".into();
+    settings.api.token = Some(SecretString::from(API_TOKEN));
     settings
 }
 
@@ -126,9 +126,9 @@ pub async fn spawn_paying(
     let database = TestDatabase::create(db).await;
     let listener = loopback().await;
     let mut settings = settings(&database.url);
-    settings.public_url = format!("http://{}/", listener.local_addr().unwrap());
-    settings.alipay_gateway = sim.gateway_url();
-    settings.alipay_public_key = Some(sim.alipay_public_key_base64());
+    settings.http.public_url = format!("http://{}/", listener.local_addr().unwrap());
+    settings.alipay.gateway = sim.gateway_url();
+    settings.alipay.public_key = Some(sim.alipay_public_key_base64());
     configure(&mut settings);
     let app = start(settings, listener, database).await;
     PayFlow { app, sim }
@@ -157,7 +157,7 @@ async fn start(
         address,
         client,
         store,
-        database_url: settings.database_url,
+        database_url: settings.database.url.expose().to_owned(),
         _database: database,
     }
 }

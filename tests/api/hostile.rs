@@ -255,7 +255,7 @@ fn cases() -> Vec<Case> {
 }
 
 async fn hostile_requests_get_clear_errors_and_write_nothing(db: Db) {
-    let app = spawn_with(db, |s| s.request_timeout_seconds = 1).await;
+    let app = spawn_with(db, |s| s.http.request_timeout_seconds = 1).await;
     app.pending_order("H1", "10.00").await;
 
     for case in cases() {
@@ -320,7 +320,7 @@ async fn hostile_requests_get_clear_errors_and_write_nothing(db: Db) {
 
 #[tokio::test]
 async fn a_client_too_slow_to_send_its_body_gets_408() {
-    let app = spawn_with(Db::Sqlite, |s| s.request_timeout_seconds = 1).await;
+    let app = spawn_with(Db::Sqlite, |s| s.http.request_timeout_seconds = 1).await;
     let address = app.address.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let head = "POST /alipay/notify HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nnotify_id=1";

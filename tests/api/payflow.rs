@@ -104,11 +104,13 @@ async fn paying_at_the_cashier_marks_the_order_paid_and_returns_to_a_paid_page(d
     let order = flow.wait_for_status("F1001", OrderStatus::Paid).await;
     let trade = flow.sim.trade("F1001").unwrap();
     assert_eq!(order.trade_no, trade.trade_no);
-    assert_eq!(
-        flow.sim.attempts("F1001").len(),
-        1,
-        "answered success at once"
-    );
+    // The simulator records an attempt once it has read the reply, which may be just after
+    // the order is paid: wait for it rather than read once.
+    let attempts = flow
+        .sim
+        .wait_for_attempts("F1001", 1, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(attempts.len(), 1, "answered success at once");
     let return_url = redirect.headers()["location"].to_str().unwrap().to_owned();
     assert!(
         return_url.starts_with(&flow.app.url("/payment/success?")),
@@ -131,8 +133,12 @@ async fn dropped_deliveries_are_retried_until_success(db: Db) {
 
     flow.wait_for_status("F1002", OrderStatus::Paid).await;
     assert_eq!(flow.app.verdicts("F1002").await, ["applied"]);
+    let attempts = flow
+        .sim
+        .wait_for_attempts("F1002", 4, std::time::Duration::from_secs(10))
+        .await;
     assert_eq!(
-        flow.sim.attempts("F1002").len(),
+        attempts.len(),
         4,
         "three dropped, the fourth answered success"
     );

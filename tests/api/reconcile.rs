@@ -19,8 +19,8 @@ on_both_databases!(
 
 /// Reconcile every second, with no grace period.
 fn eager(settings: &mut alipay_notify::config::Settings) {
-    settings.reconcile_interval_seconds = 1;
-    settings.reconcile_grace_seconds = 0;
+    settings.reconcile.interval_seconds = 1;
+    settings.reconcile.grace_seconds = 0;
 }
 
 async fn an_undelivered_payment_is_found_by_reconciliation_exactly_once(db: Db) {
@@ -85,7 +85,7 @@ async fn orders_reconcile_reports_what_it_did(db: Db) {
             ..Faults::default()
         },
         |s| {
-            s.reconcile_interval_seconds = 0;
+            s.reconcile.interval_seconds = 0;
         },
     )
     .await;
@@ -116,7 +116,7 @@ async fn orders_reconcile_reports_what_it_did(db: Db) {
 }
 
 async fn concurrent_claims_never_share_an_order(db: Db) {
-    let first = spawn_with(db, |s| s.reconcile_interval_seconds = 0).await;
+    let first = spawn_with(db, |s| s.reconcile.interval_seconds = 0).await;
     let second = spawn_sibling(&first).await;
     for n in 0..30 {
         first.pending_order(&format!("R2{n:03}"), "1.00").await;

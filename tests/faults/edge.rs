@@ -178,6 +178,10 @@ async fn under_a_soft_open_files_limit_of_1024_the_notify_url_answers_1100_idle_
         !limits.contains("open_files=1024"),
         "the soft limit was not raised: {limits}"
     );
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a log written to a file:\n{log}"
+    );
     drop(idle);
 }
 

@@ -113,7 +113,6 @@ impl Service {
             .env("API_TOKEN", API_TOKEN)
             .env("RECONCILE_INTERVAL_SECONDS", "0")
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             .envs(options.env)
             .stdin(Stdio::null())
             .stdout(out)
