@@ -146,13 +146,13 @@ impl std::fmt::Debug for DatabaseUrl {
 /// Whether an environment variable is parsed (numbers, booleans) or taken verbatim as text (an
 /// all-digit app_id or token must stay text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Parsed,
     Text,
 }
 
 /// Every environment variable, the setting it sets, and how its value is read.
-pub const ENVIRONMENT: [(&str, &str, Kind); 22] = [
+pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 22] = [
     ("DATABASE_URL", "database.url", Kind::Text),
     (
         "DATABASE_MAX_CONNECTIONS",
@@ -222,7 +222,7 @@ pub const ENVIRONMENT: [(&str, &str, Kind); 22] = [
 ];
 
 /// What `serve` cannot start without (for `serve --help` and the README).
-pub const REQUIRED: &str =
+pub(crate) const REQUIRED: &str =
     "ALIPAY_APP_ID, ALIPAY_APP_PRIVATE_KEY (or ALIPAY_APP_PRIVATE_KEY_FILE), \
 ALIPAY_PUBLIC_KEY (or ALIPAY_PUBLIC_KEY_FILE)";
 
@@ -386,7 +386,10 @@ mod tests {
                     .map(|t| t.expose_secret().to_owned()),
                 Some("12345".into())
             );
-            assert_eq!(settings.alipay.gateway, crate::alipay::PRODUCTION_GATEWAY);
+            assert_eq!(
+                settings.alipay.gateway,
+                "https://openapi.alipay.com/gateway.do"
+            );
             assert!(settings.database.url.expose().starts_with("sqlite:"));
             Ok(())
         });

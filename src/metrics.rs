@@ -124,37 +124,37 @@ impl Metrics {
         self.notify_seconds.observe(seconds);
     }
 
-    pub fn transition(&self, source: &'static str, to: &'static str) {
+    pub(crate) fn transition(&self, source: &'static str, to: &'static str) {
         self.transitions
             .get_or_create(&TransitionLabels { source, to })
             .inc();
     }
 
-    pub fn reconcile_run(&self) {
+    pub(crate) fn reconcile_run(&self) {
         self.reconcile_runs.inc();
     }
 
-    pub fn reconciled(&self, outcome: &'static str) {
+    pub(crate) fn reconciled(&self, outcome: &'static str) {
         self.reconciled
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 
-    pub fn database_error(&self, operation: &'static str) {
+    pub(crate) fn database_error(&self, operation: &'static str) {
         self.database_errors
             .get_or_create(&OperationLabels { operation })
             .inc();
     }
 
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.connections_open.inc();
     }
 
-    pub fn connection_ended(&self) {
+    pub(crate) fn connection_ended(&self) {
         self.connections_open.dec();
     }
 
-    pub fn connection_closed(&self, reason: &'static str) {
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
         self.connections_closed
             .get_or_create(&ReasonLabels { reason })
             .inc();

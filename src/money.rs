@@ -78,11 +78,11 @@ impl FromStr for Amount {
 }
 
 /// Fen as a yuan string with two decimals, for sums that may be zero (refunded so far).
-pub fn format_fen(fen: i64) -> String {
+pub(crate) fn format_fen(fen: i64) -> String {
     format!("{}.{:02}", fen / 100, fen % 100)
 }
 
-pub fn serialize_fen<S: Serializer>(fen: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_fen<S: Serializer>(fen: &i64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_fen(*fen))
 }
 

@@ -81,7 +81,7 @@ impl Reconciler {
 
     /// Claims a batch of stale pending orders (leased for one interval, so another instance
     /// skips them) and reconciles each.
-    pub async fn run_once(&self, schedule: Schedule) -> Result<usize, StoreError> {
+    pub(crate) async fn run_once(&self, schedule: Schedule) -> Result<usize, StoreError> {
         let now = OffsetDateTime::now_utc();
         let orders = self
             .store

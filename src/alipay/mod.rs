@@ -13,8 +13,6 @@ pub mod sign;
 
 use keys::{PrivateKey, PublicKey};
 
-pub const PRODUCTION_GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
-
 /// The merchant's identity at Alipay and where Alipay reaches back to us.
 #[derive(Debug, Clone)]
 pub struct AlipayConfig {

@@ -38,7 +38,7 @@ struct Status {
 }
 
 /// `alipay.trade.query` → `alipay_trade_query_response`.
-pub fn node_name(method: &str) -> String {
+pub(crate) fn node_name(method: &str) -> String {
     format!("{}_response", method.replace('.', "_"))
 }
 

@@ -47,7 +47,7 @@ fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// A caller that presented the API token. Taking it as an argument is what makes a handler
 /// authenticated: there is no call to forget.
-pub struct Authorized;
+pub(crate) struct Authorized;
 
 impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;

@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::orders::{Order, OrderStore};
 
 /// Larger than any Alipay notification (a few KiB); bigger bodies are refused with 413.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// Everything a handler needs, passed explicitly.
 #[derive(Clone)]

@@ -56,7 +56,7 @@ pub fn shop(checkout_open: bool) -> Markup {
     )
 }
 
-pub fn order_status(order: &Order) -> Markup {
+pub(crate) fn order_status(order: &Order) -> Markup {
     let (class, headline) = match order.status {
         OrderStatus::Paid => ("paid", "Payment received"),
         OrderStatus::Pending => ("pending", "Your payment is being confirmed"),

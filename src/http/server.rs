@@ -54,7 +54,7 @@ const RESERVED_DESCRIPTORS: u64 = 64;
 /// Raises the soft limit on open files to the hard limit (a service inheriting the common soft
 /// default of 1,024 would otherwise stop accepting at ~1,000 connections, the notify URL with
 /// them) and returns the connection cap that fits under it.
-pub fn fit_connection_cap(wanted: usize, database_connections: u32) -> usize {
+pub(crate) fn fit_connection_cap(wanted: usize, database_connections: u32) -> usize {
     let soft = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(soft) => soft,
         Err(error) => {

@@ -20,7 +20,7 @@ pub enum InputError {
 
 /// An order request as it arrives, before validation.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct OrderRequest {
+pub(crate) struct OrderRequest {
     pub out_trade_no: Option<String>,
     pub subject: String,
     pub total_amount: String,
@@ -29,13 +29,13 @@ pub struct OrderRequest {
 
 /// Alipay's rule for `out_trade_no` (and ours for `out_request_no`). Every stored order passes
 /// it, so a number that fails it names no order: callers refuse it before any query.
-pub fn valid_out_trade_no(text: &str) -> bool {
+pub(crate) fn valid_out_trade_no(text: &str) -> bool {
     (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// NUL and other control characters have no place in a subject, a body or a reason, and NUL
 /// cannot be stored in Postgres text at all.
-pub fn has_control_characters(text: &str) -> bool {
+pub(crate) fn has_control_characters(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
 
@@ -72,7 +72,7 @@ impl OrderRequest {
 }
 
 /// `yyyyMMddHHmmss` (UTC) and 12 random digits: sortable, unique, within Alipay's charset.
-pub fn generate_out_trade_no(now: OffsetDateTime) -> String {
+pub(crate) fn generate_out_trade_no(now: OffsetDateTime) -> String {
     let mut random = [0u8; 8];
     aws_lc_rs::rand::fill(&mut random).expect("system randomness");
     let suffix = u64::from_le_bytes(random) % 1_000_000_000_000;

@@ -1,12 +1,12 @@
 //! Orders: the model, the state machine that moves them, and the stores that keep them.
 
 mod batch;
-pub mod input;
-pub mod model;
+pub(crate) mod input;
+pub(crate) mod model;
 mod postgres;
-pub mod repository;
+pub(crate) mod repository;
 mod sqlite;
-pub mod state;
+pub(crate) mod state;
 
 pub use model::{
     AnomalyReason, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,

@@ -17,7 +17,7 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [Self; 4] = [Self::Pending, Self::Paid, Self::Closed, Self::Refunded];
+    pub(crate) const ALL: [Self; 4] = [Self::Pending, Self::Paid, Self::Closed, Self::Refunded];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -87,7 +87,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Self; 3] = [Self::Notify, Self::Query, Self::Refund];
+    pub(crate) const ALL: [Self; 3] = [Self::Notify, Self::Query, Self::Refund];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -130,7 +130,7 @@ pub struct PaymentEvent {
 
 impl PaymentEvent {
     /// Alipay's notification, as verified and checked against our app.
-    pub fn from_notification(
+    pub(crate) fn from_notification(
         notification: Notification,
         raw: &[u8],
         received_at: OffsetDateTime,
@@ -153,7 +153,7 @@ impl PaymentEvent {
 
     /// The answer of `alipay.trade.query` about `order` (checked by the caller to be about it),
     /// read as `status` with its amount already parsed.
-    pub fn from_query(
+    pub(crate) fn from_query(
         order: &Order,
         trade: &TradeQuery,
         status: TradeStatus,
@@ -181,7 +181,7 @@ impl PaymentEvent {
 
     /// Alipay has no trade for an expired `order` (`ACQ.TRADE_NOT_EXIST`): nobody paid it, and
     /// it closes.
-    pub fn never_paid(order: &Order) -> Self {
+    pub(crate) fn never_paid(order: &Order) -> Self {
         Self {
             source: Source::Query,
             notify_id: None,
@@ -199,7 +199,7 @@ impl PaymentEvent {
     }
 
     /// The answer of `alipay.trade.refund` for our request `out_request_no` of `order`.
-    pub fn from_refund(
+    pub(crate) fn from_refund(
         order: &Order,
         answer: &TradeRefund,
         out_request_no: &str,
@@ -238,7 +238,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub const ALL: [Self; 4] = [Self::Applied, Self::Duplicate, Self::Ignored, Self::Anomaly];
+    pub(crate) const ALL: [Self; 4] =
+        [Self::Applied, Self::Duplicate, Self::Ignored, Self::Anomaly];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -277,7 +278,7 @@ pub enum AnomalyReason {
 }
 
 impl AnomalyReason {
-    pub const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::IncompleteNotification,
         Self::AppIdMismatch,
         Self::SellerIdMismatch,

@@ -19,7 +19,7 @@ use super::model::{
 };
 use super::repository::*;
 
-pub struct PgStore {
+pub(crate) struct PgStore {
     pool: PgPool,
     batcher: Batcher,
 }

@@ -43,7 +43,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the database refused a statement, which may be about one event of a batch, as
     /// opposed to being unreachable, which is about all of them.
-    pub fn is_statement_error(&self) -> bool {
+    pub(crate) fn is_statement_error(&self) -> bool {
         match self {
             Self::Database(sqlx::Error::Database(error)) => !is_connection_error(error.as_ref()),
             Self::Corrupt(_) => true,
@@ -150,7 +150,7 @@ pub trait OrderStore: Send + Sync + 'static {
 }
 
 /// How long connecting to the database may take at start before it is reported unreachable.
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether opening a SQLite database may create it (`serve`, `migrate`) or must find it (the
 /// `orders` commands, which only read).

@@ -25,7 +25,7 @@ use super::model::{
 };
 use super::repository::*;
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     /// One connection: SQLite has a single writer anyway.
     writer: SqlitePool,
     readers: SqlitePool,

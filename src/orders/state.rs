@@ -6,7 +6,7 @@ use crate::alipay::notification::TradeStatus;
 
 /// The change to write when an event applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     pub status: OrderStatus,
     pub alipay_trade_status: TradeStatus,
     /// Record trade_no, buyer_id and paid_at from the event.
@@ -17,7 +17,7 @@ pub struct Change {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Apply(Change),
     Unchanged(Verdict),
     Anomaly(AnomalyReason),
@@ -35,7 +35,7 @@ fn rank(status: TradeStatus) -> u8 {
 
 /// Decides what `event` does to `order`. Checks that the event is about this order's money and
 /// trade before anything else: a mismatch is an anomaly, never a transition.
-pub fn decide(order: &Order, event: &PaymentEvent) -> Decision {
+pub(crate) fn decide(order: &Order, event: &PaymentEvent) -> Decision {
     use OrderStatus::*;
     use TradeStatus::*;
 
