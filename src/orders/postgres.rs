@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres};
 use time::OffsetDateTime;
 
 use super::batch::{ApplyBatch, Batcher};
@@ -17,7 +17,12 @@ use super::model::{
     AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
     Refund, Verdict,
 };
+use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::repository::*;
+use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELECT_ORDER};
+use super::shared::shared_statements;
+
+shared_statements!(PgStore, Postgres, PgConnection);
 
 pub(crate) struct PgStore {
     pool: PgPool,
@@ -61,54 +66,16 @@ impl PgStore {
         Ok(Self { pool, batcher })
     }
 
-    async fn find(
+    /// Reads an order with its row locked until the transaction ends.
+    async fn lock_order(
         conn: &mut PgConnection,
         out_trade_no: &str,
-        lock: bool,
     ) -> Result<Option<Order>, StoreError> {
-        let sql = if lock {
-            SELECT_ORDER_FOR_UPDATE
-        } else {
-            SELECT_ORDER
-        };
-        let row: Option<OrderRow> = sqlx::query_as(sql)
+        let row: Option<OrderRow> = sqlx::query_as(SELECT_ORDER_FOR_UPDATE)
             .bind(out_trade_no)
             .fetch_optional(conn)
             .await?;
         row.map(Order::try_from).transpose()
-    }
-
-    async fn find_refund(
-        conn: &mut PgConnection,
-        out_trade_no: &str,
-        out_request_no: &str,
-    ) -> Result<Option<Refund>, StoreError> {
-        let row: Option<RefundRow> = sqlx::query_as(SELECT_REFUND)
-            .bind(out_trade_no)
-            .bind(out_request_no)
-            .fetch_optional(conn)
-            .await?;
-        row.map(Refund::try_from).transpose()
-    }
-
-    async fn insert_audit(
-        tx: &mut Transaction<'_, Postgres>,
-        entry: &AuditEntry,
-        verdict: Verdict,
-        reason: Option<AnomalyReason>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(INSERT_AUDIT)
-            .bind(entry.source.as_str())
-            .bind(&entry.notify_id)
-            .bind(&entry.out_trade_no)
-            .bind(&entry.trade_status)
-            .bind(verdict.as_str())
-            .bind(reason.map(AnomalyReason::as_str))
-            .bind(&entry.raw)
-            .bind(entry.received_at)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 }
 
@@ -127,29 +94,11 @@ impl OrderStore for PgStore {
     }
 
     async fn create_order(&self, order: &NewOrder) -> Result<Created, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let inserted = sqlx::query(INSERT_ORDER)
-            .bind(&order.out_trade_no)
-            .bind(&order.subject)
-            .bind(&order.body)
-            .bind(order.total_amount.fen())
-            .bind(order.created_at)
-            .bind(order.expires_at)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        let stored = Self::find(&mut conn, &order.out_trade_no, false)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("order {} vanished", order.out_trade_no)))?;
-        Ok(if inserted == 1 {
-            Created::New(stored)
-        } else {
-            Created::Existing(stored)
-        })
+        Self::create(&mut *self.pool.acquire().await?, order).await
     }
 
     async fn order(&self, out_trade_no: &str) -> Result<Option<Order>, StoreError> {
-        Self::find(&mut *self.pool.acquire().await?, out_trade_no, false).await
+        Self::read_order(&mut *self.pool.acquire().await?, out_trade_no).await
     }
 
     async fn orders(
@@ -187,11 +136,7 @@ impl OrderStore for PgStore {
     }
 
     async fn audit_log(&self, out_trade_no: &str) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows: Vec<AuditRow> = sqlx::query_as(SELECT_AUDIT)
-            .bind(out_trade_no)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(AuditRecord::try_from).collect()
+        Self::audit_of(&self.pool, out_trade_no).await
     }
 
     async fn claim_for_reconciliation(
@@ -223,31 +168,12 @@ impl OrderStore for PgStore {
         refund: &NewRefund,
     ) -> Result<Result<RefundStart, RefundRefused>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let order = Self::find(&mut tx, &refund.out_trade_no, true).await?;
-        let existing =
-            Self::find_refund(&mut tx, &refund.out_trade_no, &refund.out_request_no).await?;
-        let (committed,): (i64,) = sqlx::query_as(COMMITTED_REFUNDS)
-            .bind(&refund.out_trade_no)
-            .fetch_one(&mut *tx)
-            .await?;
-        match refund_allowed(order.as_ref(), existing, committed, refund) {
-            Err(refused) => return Ok(Err(refused)),
-            Ok(Some(existing)) => return Ok(Ok(existing)),
-            Ok(None) => {}
+        let order = Self::lock_order(&mut tx, &refund.out_trade_no).await?;
+        let started = Self::start_refund(&mut tx, order, refund).await?;
+        if started.is_ok() {
+            tx.commit().await?;
         }
-        sqlx::query(INSERT_REFUND)
-            .bind(&refund.out_trade_no)
-            .bind(&refund.out_request_no)
-            .bind(refund.amount.fen())
-            .bind(&refund.reason)
-            .bind(refund.requested_at)
-            .execute(&mut *tx)
-            .await?;
-        let stored =
-            Self::find_refund(&mut tx, &refund.out_trade_no, &refund.out_request_no).await?;
-        tx.commit().await?;
-        let stored = stored.ok_or_else(|| StoreError::Corrupt("refund vanished".into()))?;
-        Ok(Ok(RefundStart::New(stored)))
+        Ok(started)
     }
 
     async fn fail_refund(
@@ -256,21 +182,11 @@ impl OrderStore for PgStore {
         out_request_no: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(FAIL_REFUND)
-            .bind(out_trade_no)
-            .bind(out_request_no)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Self::mark_refund_failed(&self.pool, out_trade_no, out_request_no, at).await
     }
 
     async fn refunds(&self, out_trade_no: &str) -> Result<Vec<Refund>, StoreError> {
-        let rows: Vec<RefundRow> = sqlx::query_as(SELECT_REFUNDS)
-            .bind(out_trade_no)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(Refund::try_from).collect()
+        Self::refunds_of(&self.pool, out_trade_no).await
     }
 }
 
@@ -395,14 +311,8 @@ impl Writer {
             .bind(column(&audit, |(e, ..)| e.received_at))
             .execute(&mut *tx)
             .await?;
-        for (out_trade_no, out_request_no, grew_by) in &plan.settled {
-            sqlx::query(SETTLE_REFUND)
-                .bind(out_trade_no)
-                .bind(out_request_no)
-                .bind(grew_by)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        for settled in &plan.settled {
+            PgStore::settle_refund(&mut tx, *settled, now).await?;
         }
         tx.commit().await?;
         Ok(plan.outcomes)

@@ -23,7 +23,12 @@ use super::model::{
     AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
     Refund, Verdict,
 };
+use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::repository::*;
+use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELECT_ORDER};
+use super::shared::shared_statements;
+
+shared_statements!(SqliteStore, Sqlite, SqliteConnection);
 
 pub(crate) struct SqliteStore {
     /// One connection: SQLite has a single writer anyway.
@@ -89,50 +94,6 @@ impl SqliteStore {
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         begin(&self.writer).await
     }
-
-    async fn find(
-        conn: &mut SqliteConnection,
-        out_trade_no: &str,
-    ) -> Result<Option<Order>, StoreError> {
-        let row: Option<OrderRow> = sqlx::query_as(SELECT_ORDER)
-            .bind(out_trade_no)
-            .fetch_optional(conn)
-            .await?;
-        row.map(Order::try_from).transpose()
-    }
-
-    async fn find_refund(
-        conn: &mut SqliteConnection,
-        out_trade_no: &str,
-        out_request_no: &str,
-    ) -> Result<Option<Refund>, StoreError> {
-        let row: Option<RefundRow> = sqlx::query_as(SELECT_REFUND)
-            .bind(out_trade_no)
-            .bind(out_request_no)
-            .fetch_optional(conn)
-            .await?;
-        row.map(Refund::try_from).transpose()
-    }
-
-    async fn insert_audit(
-        tx: &mut Transaction<'_, Sqlite>,
-        entry: &AuditEntry,
-        verdict: Verdict,
-        reason: Option<AnomalyReason>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(INSERT_AUDIT)
-            .bind(entry.source.as_str())
-            .bind(&entry.notify_id)
-            .bind(&entry.out_trade_no)
-            .bind(&entry.trade_status)
-            .bind(verdict.as_str())
-            .bind(reason.map(AnomalyReason::as_str))
-            .bind(&entry.raw)
-            .bind(entry.received_at)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -150,29 +111,11 @@ impl OrderStore for SqliteStore {
     }
 
     async fn create_order(&self, order: &NewOrder) -> Result<Created, StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        let inserted = sqlx::query(INSERT_ORDER)
-            .bind(&order.out_trade_no)
-            .bind(&order.subject)
-            .bind(&order.body)
-            .bind(order.total_amount.fen())
-            .bind(order.created_at)
-            .bind(order.expires_at)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        let stored = Self::find(&mut conn, &order.out_trade_no)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("order {} vanished", order.out_trade_no)))?;
-        Ok(if inserted == 1 {
-            Created::New(stored)
-        } else {
-            Created::Existing(stored)
-        })
+        Self::create(&mut *self.writer.acquire().await?, order).await
     }
 
     async fn order(&self, out_trade_no: &str) -> Result<Option<Order>, StoreError> {
-        Self::find(&mut *self.readers.acquire().await?, out_trade_no).await
+        Self::read_order(&mut *self.readers.acquire().await?, out_trade_no).await
     }
 
     async fn orders(
@@ -210,11 +153,7 @@ impl OrderStore for SqliteStore {
     }
 
     async fn audit_log(&self, out_trade_no: &str) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows: Vec<AuditRow> = sqlx::query_as(SELECT_AUDIT)
-            .bind(out_trade_no)
-            .fetch_all(&self.readers)
-            .await?;
-        rows.into_iter().map(AuditRecord::try_from).collect()
+        Self::audit_of(&self.readers, out_trade_no).await
     }
 
     async fn claim_for_reconciliation(
@@ -246,31 +185,13 @@ impl OrderStore for SqliteStore {
         refund: &NewRefund,
     ) -> Result<Result<RefundStart, RefundRefused>, StoreError> {
         let mut tx = self.begin().await?;
-        let order = Self::find(&mut tx, &refund.out_trade_no).await?;
-        let existing =
-            Self::find_refund(&mut tx, &refund.out_trade_no, &refund.out_request_no).await?;
-        let (committed,): (i64,) = sqlx::query_as(COMMITTED_REFUNDS)
-            .bind(&refund.out_trade_no)
-            .fetch_one(&mut *tx)
-            .await?;
-        match refund_allowed(order.as_ref(), existing, committed, refund) {
-            Err(refused) => return Ok(Err(refused)),
-            Ok(Some(existing)) => return Ok(Ok(existing)),
-            Ok(None) => {}
+        // The only writer: what it reads cannot change before it commits.
+        let order = Self::read_order(&mut tx, &refund.out_trade_no).await?;
+        let started = Self::start_refund(&mut tx, order, refund).await?;
+        if started.is_ok() {
+            tx.commit().await?;
         }
-        sqlx::query(INSERT_REFUND)
-            .bind(&refund.out_trade_no)
-            .bind(&refund.out_request_no)
-            .bind(refund.amount.fen())
-            .bind(&refund.reason)
-            .bind(refund.requested_at)
-            .execute(&mut *tx)
-            .await?;
-        let stored =
-            Self::find_refund(&mut tx, &refund.out_trade_no, &refund.out_request_no).await?;
-        tx.commit().await?;
-        let stored = stored.ok_or_else(|| StoreError::Corrupt("refund vanished".into()))?;
-        Ok(Ok(RefundStart::New(stored)))
+        Ok(started)
     }
 
     async fn fail_refund(
@@ -279,21 +200,11 @@ impl OrderStore for SqliteStore {
         out_request_no: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(FAIL_REFUND)
-            .bind(out_trade_no)
-            .bind(out_request_no)
-            .bind(at)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        Self::mark_refund_failed(&self.writer, out_trade_no, out_request_no, at).await
     }
 
     async fn refunds(&self, out_trade_no: &str) -> Result<Vec<Refund>, StoreError> {
-        let rows: Vec<RefundRow> = sqlx::query_as(SELECT_REFUNDS)
-            .bind(out_trade_no)
-            .fetch_all(&self.readers)
-            .await?;
-        rows.into_iter().map(Refund::try_from).collect()
+        Self::refunds_of(&self.readers, out_trade_no).await
     }
 }
 
@@ -416,14 +327,8 @@ impl Writer {
             .await?;
         let plan = BatchPlan::new(by_number(rows)?, events);
         let now = OffsetDateTime::now_utc();
-        for (out_trade_no, out_request_no, grew_by) in &plan.settled {
-            sqlx::query(SETTLE_REFUND)
-                .bind(out_trade_no)
-                .bind(out_request_no)
-                .bind(grew_by)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
+        for settled in &plan.settled {
+            SqliteStore::settle_refund(&mut *conn, *settled, now).await?;
         }
         let (audit, bodies) = audit_rows(plan.audit(events))?;
         sqlx::query(WRITE_AND_COMMIT)
