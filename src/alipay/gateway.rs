@@ -1,4 +1,4 @@
-//! The client for `gateway.do` API calls (query, close, refund, refund query): signed like
+//! The client for `gateway.do` API calls (query, close, refund): signed like
 //! page-pay requests, sent with a timeout, retried with backoff on network errors and 5xx only,
 //! and answered with data only when the response signature verifies.
 
@@ -155,17 +155,6 @@ pub struct TradeRefund {
     pub gmt_refund_pay: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct RefundQuery {
-    #[serde(default)]
-    pub out_request_no: Option<String>,
-    /// Present only when the refund exists.
-    #[serde(default)]
-    pub refund_amount: Option<String>,
-    #[serde(default)]
-    pub refund_status: Option<String>,
-}
-
 #[derive(Serialize)]
 struct ByOrder<'a> {
     out_trade_no: &'a str,
@@ -178,12 +167,6 @@ struct RefundRequest<'a> {
     out_request_no: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     refund_reason: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct RefundQueryRequest<'a> {
-    out_trade_no: &'a str,
-    out_request_no: &'a str,
 }
 
 impl GatewayClient {
@@ -220,19 +203,5 @@ impl GatewayClient {
             refund_reason: reason,
         };
         self.call(alipay, "alipay.trade.refund", &request).await
-    }
-
-    pub async fn refund_query(
-        &self,
-        alipay: &Alipay,
-        out_trade_no: &str,
-        out_request_no: &str,
-    ) -> Result<Signed<RefundQuery>, GatewayError> {
-        let request = RefundQueryRequest {
-            out_trade_no,
-            out_request_no,
-        };
-        self.call(alipay, "alipay.trade.fastpay.refund.query", &request)
-            .await
     }
 }
