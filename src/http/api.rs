@@ -40,6 +40,18 @@ struct OrderView {
     refunds: Vec<Refund>,
 }
 
+impl OrderView {
+    async fn read(state: &AppState, out_trade_no: &str) -> Result<Self, ApiError> {
+        let order = state
+            .store
+            .order(out_trade_no)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let refunds = state.store.refunds(out_trade_no).await?;
+        Ok(Self { order, refunds })
+    }
+}
+
 /// Reads a JSON body ourselves, so a bad one gets our error format (422) like any invalid input.
 fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(serde_json::from_slice(body)?)
@@ -98,13 +110,7 @@ async fn show_order(
     if !valid_out_trade_no(&out_trade_no) {
         return Err(ApiError::NotFound);
     }
-    let order = state
-        .store
-        .order(&out_trade_no)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let refunds = state.store.refunds(&out_trade_no).await?;
-    Ok(Json(OrderView { order, refunds }))
+    Ok(Json(OrderView::read(&state, &out_trade_no).await?))
 }
 
 /// Refunds part or all of a paid order. Answers 201 with the refund and the order as it now is.
@@ -123,12 +129,7 @@ async fn create_refund(
         request,
     )
     .await?;
-    let order = state
-        .store
-        .order(&out_trade_no)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let refunds = state.store.refunds(&out_trade_no).await?;
-    let body = serde_json::json!({ "refund": refund, "order": OrderView { order, refunds } });
+    let order = OrderView::read(&state, &out_trade_no).await?;
+    let body = serde_json::json!({ "refund": refund, "order": order });
     Ok((StatusCode::CREATED, Json(body)))
 }
