@@ -125,8 +125,31 @@ mod tests {
     }
 
     #[test]
+    fn thirteen_digit_yuan_is_refused_not_overflowed() {
+        // Past twelve digits of yuan the text is refused before it is read as a number, leading
+        // zeros included; read, 17 digits and more would overflow `yuan * 100`.
+        for long in [
+            "1234567890123",
+            "0000000000001",
+            "0000000000001.00",
+            "12345678901234567",
+            "999999999999999999.99",
+        ] {
+            assert_eq!(Amount::parse(long), Err(AmountError::Format), "{long:?}");
+        }
+    }
+
+    #[test]
     fn displays_two_decimals() {
         assert_eq!(Amount::from_fen(5).unwrap().to_string(), "0.05");
         assert_eq!(Amount::from_fen(123_400).unwrap().to_string(), "1234.00");
+    }
+
+    #[test]
+    fn format_fen_pads_the_fraction() {
+        assert_eq!(format_fen(0), "0.00");
+        assert_eq!(format_fen(5), "0.05");
+        assert_eq!(format_fen(1230), "12.30");
+        assert_eq!(format_fen(MAX_FEN), "100000000.00");
     }
 }

@@ -56,3 +56,21 @@ pub fn verify(raw: &RawParams, key: &PublicKey) -> Result<Verified, CallbackErro
         .map_err(|_| CallbackError::Signature)?;
     Ok(Verified(raw.text()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_own_stable_reason() {
+        let cases = [
+            (CallbackError::Form(FormError::EmptyKey), "malformed"),
+            (CallbackError::MissingSign, "missing_sign"),
+            (CallbackError::SignType, "sign_type"),
+            (CallbackError::Signature, "bad_signature"),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(error.reason(), reason, "{error:?}");
+        }
+    }
+}

@@ -289,4 +289,86 @@ mod tests {
             Decision::Anomaly(AnomalyReason::RefundExceedsTotal)
         );
     }
+
+    fn refund(status: TradeStatus, fen: i64) -> PaymentEvent {
+        let mut event = event(status);
+        event.refund_fee = Some(Amount::from_fen(fen).unwrap());
+        event
+    }
+
+    #[test]
+    fn an_advancing_alipay_status_is_recorded_and_an_older_one_is_not() {
+        use TradeStatus::*;
+        let paid = order(OrderStatus::Paid, Some(TradeSuccess));
+        assert_eq!(
+            decide(&paid, &event(TradeFinished)),
+            Decision::Apply(Change {
+                status: OrderStatus::Paid,
+                alipay_trade_status: TradeFinished,
+                records_payment: false,
+                closes: false,
+                refunded_fen: None,
+            })
+        );
+        // A refund notice sent before TRADE_FINISHED but delivered after it: the refund applies,
+        // the recorded status stays TRADE_FINISHED.
+        let finished = order(OrderStatus::Paid, Some(TradeFinished));
+        assert_eq!(
+            decide(&finished, &refund(TradeSuccess, 234)),
+            Decision::Apply(Change {
+                status: OrderStatus::Paid,
+                alipay_trade_status: TradeFinished,
+                records_payment: false,
+                closes: false,
+                refunded_fen: Some(234),
+            })
+        );
+    }
+
+    #[test]
+    fn a_full_refund_on_payment_closes_the_trade() {
+        use TradeStatus::*;
+        let pending = order(OrderStatus::Pending, None);
+        assert_eq!(
+            decide(&pending, &event(TradeSuccess)),
+            Decision::Apply(Change {
+                status: OrderStatus::Paid,
+                alipay_trade_status: TradeSuccess,
+                records_payment: true,
+                closes: false,
+                refunded_fen: None,
+            })
+        );
+        // The payment notice was lost; the first we hear is the full refund.
+        assert_eq!(
+            decide(&pending, &refund(TradeSuccess, 1234)),
+            Decision::Apply(Change {
+                status: OrderStatus::Refunded,
+                alipay_trade_status: TradeSuccess,
+                records_payment: true,
+                closes: true,
+                refunded_fen: Some(1234),
+            })
+        );
+    }
+
+    #[test]
+    fn only_a_full_refund_of_a_paid_order_closes_the_trade() {
+        use TradeStatus::*;
+        let paid = order(OrderStatus::Paid, Some(TradeSuccess));
+        let Decision::Apply(partial) = decide(&paid, &refund(TradeSuccess, 234)) else {
+            panic!("partial refund applies")
+        };
+        assert!(!partial.closes);
+        assert_eq!(
+            decide(&paid, &refund(TradeSuccess, 1234)),
+            Decision::Apply(Change {
+                status: OrderStatus::Refunded,
+                alipay_trade_status: TradeSuccess,
+                records_payment: false,
+                closes: true,
+                refunded_fen: Some(1234),
+            })
+        );
+    }
 }
