@@ -103,10 +103,14 @@ impl Command {
                 app.run_until(shutdown_signal()).await?;
             }
             Self::Migrate => {
-                orders::connect(settings.database.url.expose(), 1)
-                    .await?
-                    .migrate()
-                    .await?;
+                orders::connect(
+                    settings.database.url.expose(),
+                    1,
+                    orders::events::Subscriptions::none(),
+                )
+                .await?
+                .migrate()
+                .await?;
                 println!("migrations applied");
             }
             Self::Orders(command) => return command.run(settings).await,

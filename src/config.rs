@@ -1,4 +1,5 @@
-//! Settings, in sections (`database`, `http`, `alipay`, `checkout`, `api`, `reconcile`, `log`):
+//! Settings, in sections (`database`, `http`, `alipay`, `checkout`, `api`, `reconcile`, `webhooks`,
+//! `log`):
 //! `config/default.toml` (compiled in: the one place defaults are written), then that file in the
 //! working directory if present, then an optional profile file, then environment variables
 //! (which win; their names are flat, e.g. `DATABASE_URL`, see [`ENVIRONMENT`]). Secrets are
@@ -27,6 +28,7 @@ pub struct Settings {
     pub checkout: CheckoutSettings,
     pub api: ApiSettings,
     pub reconcile: ReconcileSettings,
+    pub webhooks: WebhookSettings,
     pub log: LogSettings,
 }
 
@@ -96,6 +98,29 @@ pub struct ReconcileSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// One endpoint (named `default`) that gets every event.
+    pub url: Option<String>,
+    pub secret: Option<SecretString>,
+    /// More endpoints, each with its own secret and optional event types.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSettings>,
+    /// Waits before each attempt (`0s`, `5s`, `5m`, `2h`, …); after the last, `failed`.
+    pub retry_schedule: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    pub name: String,
+    pub url: String,
+    pub secret: SecretString,
+    /// Event types to send (`order.paid`, …); every type when absent.
+    pub types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
 }
@@ -152,7 +177,7 @@ pub(crate) enum Kind {
 }
 
 /// Every environment variable, the setting it sets, and how its value is read.
-pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 22] = [
+pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 24] = [
     ("DATABASE_URL", "database.url", Kind::Text),
     (
         "DATABASE_MAX_CONNECTIONS",
@@ -218,6 +243,8 @@ pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 22] = [
         "reconcile.grace_seconds",
         Kind::Parsed,
     ),
+    ("WEBHOOK_URL", "webhooks.url", Kind::Text),
+    ("WEBHOOK_SECRET", "webhooks.secret", Kind::Text),
     ("LOG_FORMAT", "log.format", Kind::Text),
 ];
 
@@ -434,6 +461,10 @@ mod tests {
     fn secrets_do_not_debug_print() {
         Jail::expect_with(|jail| {
             jail.set_env("API_TOKEN", "hunter2-token");
+            jail.set_env(
+                "WEBHOOK_SECRET",
+                "whsec_c2VjcmV0LXdlYmhvb2sta2V5LW1hdGVyaWFs",
+            );
             jail.set_env("ALIPAY_APP_PRIVATE_KEY", "MIIEsecretkeymaterial");
             jail.set_env(
                 "DATABASE_URL",
@@ -444,6 +475,7 @@ mod tests {
             assert!(
                 !debug.contains("hunter2")
                     && !debug.contains("secretkeymaterial")
+                    && !debug.contains("c2VjcmV0")
                     && !debug.contains("pg-s3cret"),
                 "{debug}"
             );

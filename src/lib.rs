@@ -6,6 +6,7 @@
 //! - [`orders`]: the order model, its state machine, and the Postgres and SQLite stores.
 //! - [`notify`]: the notify path, from raw body to committed verdict.
 //! - [`reconcile`], [`refunds`]: asking Alipay about pending orders; refunding paid ones.
+//! - [`webhooks`]: events delivered to the merchant's endpoints, signed (Standard Webhooks).
 //! - [`http`]: routes, state and middleware; errors become responses in one place.
 //! - [`metrics`]: Prometheus counters and histograms for ops.
 //! - [`config`], [`startup`], [`telemetry`], [`cli`]: settings, wiring and the command line;
@@ -29,3 +30,4 @@ pub mod refunds;
 pub mod report;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;

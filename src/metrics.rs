@@ -37,6 +37,13 @@ struct OperationLabels {
     operation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    endpoint: String,
+    /// delivered, retrying (will be tried again) or failed (given up).
+    outcome: &'static str,
+}
+
 /// One registry per service instance, passed in state (no global registry).
 pub struct Metrics {
     registry: Registry,
@@ -48,6 +55,9 @@ pub struct Metrics {
     database_errors: Family<OperationLabels, Counter>,
     connections_open: Gauge,
     connections_closed: Family<ReasonLabels, Counter>,
+    webhook_deliveries: Family<DeliveryLabels, Counter>,
+    webhook_backlog: Gauge,
+    webhook_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -102,8 +112,29 @@ impl Default for Metrics {
             "Connections the server closed before the client did, by reason (timeouts, the cap, shutdown)",
             connections_closed.clone(),
         );
+        let webhook_deliveries = Family::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by endpoint and outcome",
+            webhook_deliveries.clone(),
+        );
+        let webhook_backlog = Gauge::default();
+        registry.register(
+            "webhook_backlog",
+            "Webhook deliveries not yet made (pending), all endpoints",
+            webhook_backlog.clone(),
+        );
+        let webhook_oldest_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "webhook_oldest_pending_seconds",
+            "Age of the oldest event still waiting for a webhook delivery",
+            webhook_oldest_seconds.clone(),
+        );
         Self {
             registry,
+            webhook_deliveries,
+            webhook_backlog,
+            webhook_oldest_seconds,
             connections_open,
             connections_closed,
             notifications,
@@ -158,6 +189,20 @@ impl Metrics {
         self.connections_closed
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    pub(crate) fn webhook_delivery(&self, endpoint: &str, outcome: &'static str) {
+        self.webhook_deliveries
+            .get_or_create(&DeliveryLabels {
+                endpoint: endpoint.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub(crate) fn webhook_backlog(&self, pending: i64, oldest_seconds: f64) {
+        self.webhook_backlog.set(pending);
+        self.webhook_oldest_seconds.set(oldest_seconds);
     }
 
     /// The Prometheus text exposition format.

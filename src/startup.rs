@@ -15,6 +15,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::orders::{self, OrderStore};
 use crate::reconcile::{Reconciler, Schedule};
+use crate::webhooks::{self, Dispatcher, Endpoint, RetrySchedule};
 
 pub struct Application {
     listener: TcpListener,
@@ -22,6 +23,8 @@ pub struct Application {
     limits: Limits,
     /// `None` when reconciliation is turned off.
     reconcile: Option<Schedule>,
+    webhooks: Vec<Endpoint>,
+    retry_schedule: RetrySchedule,
 }
 
 impl Application {
@@ -35,9 +38,12 @@ impl Application {
     /// As `build`, on a listener bound beforehand (when PUBLIC_URL must name its port).
     pub async fn build_on(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let alipay = settings.alipay()?;
+        let endpoints = webhooks::endpoint::endpoints(&settings.webhooks)?;
+        let retry_schedule = RetrySchedule::parse(&settings.webhooks.retry_schedule)?;
         let store = orders::connect(
             settings.database.url.expose(),
             settings.database.max_connections,
+            webhooks::endpoint::subscriptions(&endpoints),
         )
         .await?;
         store.migrate().await?;
@@ -59,6 +65,7 @@ impl Application {
             gateway: Arc::new(GatewayClient::new(RetryPolicy::default())),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
+            webhook_endpoints: Arc::new(endpoints.iter().map(|e| e.name.clone()).collect()),
         };
         let reconcile = (settings.reconcile.interval_seconds > 0).then(|| Schedule {
             interval: Duration::from_secs(settings.reconcile.interval_seconds),
@@ -80,6 +87,8 @@ impl Application {
             state,
             limits,
             reconcile,
+            webhooks: endpoints,
+            retry_schedule,
         })
     }
 
@@ -93,9 +102,10 @@ impl Application {
         self.state.store.clone()
     }
 
-    /// Serves (and reconciles, when configured) until `shutdown` resolves, then stops accepting,
-    /// closes idle connections, lets requests in progress finish within the drain period, and
-    /// stops the reconciler.
+    /// Serves (and reconciles, and delivers webhooks, when configured) until `shutdown` resolves,
+    /// then stops accepting, closes idle connections, lets requests in progress finish within the
+    /// drain period, and stops the reconciler and the dispatcher (attempts in flight finish;
+    /// deliveries not yet made stay in the database for the next start).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -114,12 +124,25 @@ impl Application {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }))
         });
+        let dispatcher = (!self.webhooks.is_empty()).then(|| {
+            let dispatcher = Dispatcher {
+                store: self.state.store.clone(),
+                endpoints: self.webhooks,
+                schedule: self.retry_schedule,
+                metrics: self.state.metrics.clone(),
+                client: Dispatcher::client(),
+            };
+            tokio::spawn(dispatcher.run(stopped.clone()))
+        });
         let metrics = self.state.metrics.clone();
         let router = http::router(self.state);
         let served = server::serve(self.listener, router, self.limits, metrics, shutdown).await;
         let _ = stop.send(true);
         if let Some(reconciler) = reconciler {
             let _ = reconciler.await;
+        }
+        if let Some(dispatcher) = dispatcher {
+            let _ = dispatcher.await;
         }
         served
     }

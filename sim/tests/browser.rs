@@ -57,7 +57,9 @@ async fn a_buyer_pays_in_the_demo_and_sees_payment_received() {
     save_screenshot(&browser.client.screenshot().await.unwrap());
     browser.close().await;
 
-    let store = orders::connect(&demo.database_url(), 1).await.unwrap();
+    let store = orders::connect(&demo.database_url(), 1, Default::default())
+        .await
+        .unwrap();
     let order = store.order(&out_trade_no).await.unwrap();
     let order = order.unwrap_or_else(|| panic!("order {out_trade_no} is not in the database"));
     assert_eq!(order.status, OrderStatus::Paid, "{order:?}");

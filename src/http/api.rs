@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
 use crate::orders::input::{valid_out_trade_no, OrderRequest};
-use crate::orders::{Created, Order, OrderStatus, Refund};
+use crate::orders::{Created, Order, OrderDocument, OrderStatus};
 use crate::refunds::{self, RefundRequest};
 
 pub fn router() -> Router<AppState> {
@@ -32,24 +32,15 @@ struct OrderWithPayUrl {
     pay_url: Option<String>,
 }
 
-/// An order with its refunds, as `GET /api/orders/{out_trade_no}` shows it.
-#[derive(Serialize)]
-struct OrderView {
-    #[serde(flatten)]
-    order: Order,
-    refunds: Vec<Refund>,
-}
-
-impl OrderView {
-    async fn read(state: &AppState, out_trade_no: &str) -> Result<Self, ApiError> {
-        let order = state
-            .store
-            .order(out_trade_no)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        let refunds = state.store.refunds(out_trade_no).await?;
-        Ok(Self { order, refunds })
-    }
+/// An order with its refunds, as `GET /api/orders/{out_trade_no}` shows it (and events carry it).
+async fn document(state: &AppState, out_trade_no: &str) -> Result<OrderDocument, ApiError> {
+    let order = state
+        .store
+        .order(out_trade_no)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let refunds = state.store.refunds(out_trade_no).await?;
+    Ok(OrderDocument { order, refunds })
 }
 
 /// Reads a JSON body ourselves, so a bad one gets our error format (422) like any invalid input.
@@ -106,11 +97,11 @@ async fn show_order(
     _: Authorized,
     State(state): State<AppState>,
     Path(out_trade_no): Path<String>,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<Json<OrderDocument>, ApiError> {
     if !valid_out_trade_no(&out_trade_no) {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(OrderView::read(&state, &out_trade_no).await?))
+    Ok(Json(document(&state, &out_trade_no).await?))
 }
 
 /// Refunds part or all of a paid order. Answers 201 with the refund and the order as it now is.
@@ -129,7 +120,7 @@ async fn create_refund(
         request,
     )
     .await?;
-    let order = OrderView::read(&state, &out_trade_no).await?;
+    let order = document(&state, &out_trade_no).await?;
     let body = serde_json::json!({ "refund": refund, "order": order });
     Ok((StatusCode::CREATED, Json(body)))
 }

@@ -26,6 +26,12 @@ pub enum ApiError {
     Input(#[from] InputError),
     #[error("order {0} exists with a different subject or amount")]
     OrderConflict(String),
+    #[error("invalid query: {0}")]
+    Query(String),
+    #[error("no event {0}; `after` must be the id of an event")]
+    UnknownCursor(String),
+    #[error("no webhook endpoints are configured; set WEBHOOK_URL and WEBHOOK_SECRET")]
+    NoEndpoints,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -38,7 +44,8 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Json(_) | Self::Input(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::OrderConflict(_) => StatusCode::CONFLICT,
+            Self::OrderConflict(_) | Self::NoEndpoints => StatusCode::CONFLICT,
+            Self::Query(_) | Self::UnknownCursor(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Refund(error) => match error {
                 RefundError::Amount(_) | RefundError::OutRequestNo | RefundError::Reason => {

@@ -3,6 +3,7 @@
 mod api;
 mod checkout;
 mod error;
+mod events;
 mod health;
 mod notify;
 mod pages;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// A request not answered by then, e.g. from a client too slow to send its body, gets 408.
     pub request_timeout: Duration,
+    /// The configured webhook endpoints' names (a redelivery goes to each).
+    pub webhook_endpoints: Arc<Vec<String>>,
 }
 
 impl AppState {
@@ -85,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .merge(others)
         // Keeps its own body limit and timeout, answering them in the protocol's words.
         .merge(notify::router())
+        // Long polls wait up to 30 s; they read no body.
+        .merge(events::router().layer(DefaultBodyLimit::max(0)))
         .with_state(state)
         .layer(
             ServiceBuilder::new()

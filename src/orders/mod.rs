@@ -3,12 +3,16 @@
 //! - [`model`]: orders, refunds and the events that move them; [`input`] checks what callers ask.
 //! - [`state`]: the transition one event makes; `plan`: what a batch of events writes (pure).
 //! - [`repository`]: the `OrderStore` trait, its errors and shared types, and `connect`.
+//! - [`events`]: what happened to an order, written in the same transaction (the outbox);
+//!   [`outbox`]: the feed and webhook deliveries read back, the `EventStore` trait.
 //! - `postgres`, `sqlite`: each backend's own SQL next to its binds; `shared`: the statements
 //!   both run alike, written once; `rows`: rows decoded into the model; `batch`: group commit.
 
 mod batch;
+pub mod events;
 pub(crate) mod input;
 pub(crate) mod model;
+pub mod outbox;
 mod plan;
 mod postgres;
 pub(crate) mod repository;
@@ -18,9 +22,10 @@ mod sqlite;
 pub(crate) mod state;
 
 pub use model::{
-    AnomalyReason, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund,
-    RefundStatus, Source, Verdict,
+    AnomalyReason, NewOrder, NewRefund, Order, OrderDocument, OrderStatus, Outcome, PaymentEvent,
+    Refund, RefundStatus, Source, Verdict,
 };
+pub use outbox::EventStore;
 pub use repository::{
     connect, connect_existing, AuditEntry, Created, OrderStore, RefundRefused, RefundStart,
     StoreError,

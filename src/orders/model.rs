@@ -65,6 +65,15 @@ pub struct Order {
     pub closed_at: Option<OffsetDateTime>,
 }
 
+/// An order with its refunds: the document `GET /api/orders/{out_trade_no}` returns and every
+/// event carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderDocument {
+    #[serde(flatten)]
+    pub order: Order,
+    pub refunds: Vec<Refund>,
+}
+
 /// A pending order about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewOrder {

@@ -4,8 +4,12 @@
 
 use std::collections::HashMap;
 
+use time::OffsetDateTime;
+
+use super::events::{AnomalyData, EventType, NewEvent};
 use super::model::{
-    AnomalyReason, NewRefund, Order, OrderStatus, Outcome, PaymentEvent, Refund, Verdict,
+    AnomalyReason, NewRefund, Order, OrderDocument, OrderStatus, Outcome, PaymentEvent, Refund,
+    Verdict,
 };
 use super::repository::{RefundRefused, RefundStart};
 use super::state::{decide, Change, Decision};
@@ -120,6 +124,11 @@ pub(super) struct BatchPlan<'a> {
     pub changed: Vec<Order>,
     /// Refund rows to settle: (out_trade_no, out_request_no, amount by which the refund grew).
     pub settled: Vec<(&'a str, &'a str, i64)>,
+    /// The events to write, in order: (index of the payment event, what it announces).
+    pub announced: Vec<(usize, EventType)>,
+    /// Orders whose events need their refunds read once the batch's refunds are settled. A
+    /// pending order has none, so paying one (the common case) costs no read.
+    pub with_refunds: Vec<&'a str>,
 }
 
 impl<'a> BatchPlan<'a> {
@@ -127,14 +136,24 @@ impl<'a> BatchPlan<'a> {
         let mut changed = Vec::new();
         let mut settled = Vec::new();
         let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
+        let mut announced = Vec::new();
+        let mut with_refunds = Vec::new();
+        for (index, event) in events.iter().enumerate() {
             let order = orders.get(&event.out_trade_no).cloned();
+            let before = order.as_ref().map(|o| (o.status, o.refunded_fen));
             let refunded_before = order.as_ref().map_or(0, |o| o.refunded_fen);
             let plan = Plan::new(order, event);
+            let settles = settled_refund(&plan, event, refunded_before);
+            let types = announce(before.map(|(status, _)| status), &plan, settles.is_some());
+            if !types.is_empty()
+                && (settles.is_some() || before.is_some_and(|(s, _)| s != OrderStatus::Pending))
+                && !with_refunds.contains(&event.out_trade_no.as_str())
+            {
+                with_refunds.push(event.out_trade_no.as_str());
+            }
+            announced.extend(types.into_iter().map(|t| (index, t)));
             if let (Some(_), Some(order)) = (&plan.change, plan.order()) {
-                if let Some((out_request_no, grew_by)) =
-                    settled_refund(&plan, event, refunded_before)
-                {
+                if let Some((out_request_no, grew_by)) = settles {
                     settled.push((event.out_trade_no.as_str(), out_request_no, grew_by));
                 }
                 if !changed.contains(&event.out_trade_no) {
@@ -152,7 +171,48 @@ impl<'a> BatchPlan<'a> {
             outcomes,
             changed,
             settled,
+            announced,
+            with_refunds,
         }
+    }
+
+    /// The events this batch writes, each carrying its order as it stood after the payment
+    /// event that caused it, with `refunds` (read after the batch's refunds were settled).
+    pub fn new_events(
+        &self,
+        events: &[PaymentEvent],
+        refunds: &HashMap<String, Vec<Refund>>,
+        now: OffsetDateTime,
+    ) -> Vec<NewEvent> {
+        self.announced
+            .iter()
+            .map(|&(index, event_type)| {
+                let event = &events[index];
+                let outcome = &self.outcomes[index];
+                let refunds = refunds.get(&event.out_trade_no);
+                let document = outcome.order.clone().map(|order| OrderDocument {
+                    order,
+                    refunds: refunds.cloned().unwrap_or_default(),
+                });
+                let no = Some(event.out_trade_no.as_str());
+                if event_type == EventType::OrderAnomaly {
+                    let anomaly = AnomalyData {
+                        reason: outcome.reason.unwrap_or(AnomalyReason::UnknownOrder),
+                        source: event.source,
+                        trade_status: Some(event.trade_status.as_str().to_owned()),
+                    };
+                    let notify_id = event.notify_id.as_deref();
+                    return NewEvent::anomaly(no, document.as_ref(), anomaly, notify_id, now);
+                }
+                let refund = refunds
+                    .filter(|_| event_type == EventType::RefundSucceeded)
+                    .and_then(|all| {
+                        all.iter()
+                            .find(|r| Some(&r.out_request_no) == event.out_request_no.as_ref())
+                    });
+                NewEvent::new(event_type, no, document.as_ref(), refund, None, now)
+            })
+            .collect()
     }
 
     /// The audit rows, one per event, in arrival order: (entry, verdict, reason).
@@ -164,6 +224,41 @@ impl<'a> BatchPlan<'a> {
             let reason = outcome.reason.map(AnomalyReason::as_str);
             (event, outcome.verdict.as_str(), reason)
         })
+    }
+}
+
+/// What an event announces to the merchant, from the order's status before it and what the plan
+/// decided: a payment, a close, a settled refund, a full refund, or an anomaly. Duplicates and
+/// ignored statuses announce nothing, and neither does a change only of Alipay's own status
+/// (`TRADE_FINISHED` after `TRADE_SUCCESS`).
+pub(super) fn announce(
+    before: Option<OrderStatus>,
+    plan: &Plan,
+    settles_refund: bool,
+) -> Vec<EventType> {
+    use OrderStatus::*;
+    match plan.outcome.verdict {
+        Verdict::Anomaly => vec![EventType::OrderAnomaly],
+        Verdict::Applied => {
+            let (Some(before), Some(after)) = (before, plan.order().map(|o| o.status)) else {
+                return Vec::new();
+            };
+            let mut types = Vec::new();
+            if before == Pending && matches!(after, Paid | Refunded) {
+                types.push(EventType::OrderPaid);
+            }
+            if before == Pending && after == Closed {
+                types.push(EventType::OrderClosed);
+            }
+            if settles_refund {
+                types.push(EventType::RefundSucceeded);
+            }
+            if before != Refunded && after == Refunded {
+                types.push(EventType::OrderRefunded);
+            }
+            types
+        }
+        Verdict::Duplicate | Verdict::Ignored => Vec::new(),
     }
 }
 

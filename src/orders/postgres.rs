@@ -2,6 +2,7 @@
 //! Concurrent events for one order serialise on the order row (`select … for update`); events
 //! are applied in batches, a few statements and one commit for all that arrived together.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -10,12 +11,18 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::batch::{ApplyBatch, Batcher};
+use super::events::{AnomalyData, EventType, NewEvent, StoredEvent, Subscriptions};
 
 use super::model::{
-    AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
-    Refund, Verdict,
+    AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderDocument, OrderStatus, Outcome,
+    PaymentEvent, Refund, Verdict,
+};
+use super::outbox::{
+    outbox_statements, Attempt, AttemptRecord, AttemptRow, Backlog, Claimed, ClaimedRow, Delivery,
+    DeliveryRow, DeliveryStatus, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::repository::*;
@@ -23,10 +30,13 @@ use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELEC
 use super::shared::shared_statements;
 
 shared_statements!(PgStore, Postgres, PgConnection);
+outbox_statements!(PgStore, Postgres);
 
 pub(crate) struct PgStore {
     pool: PgPool,
     batcher: Batcher,
+    subscriptions: Arc<Subscriptions>,
+    events_written: Arc<watch::Sender<u64>>,
 }
 
 /// Writers working on separate batches: one collects and locks while another waits for its
@@ -37,7 +47,11 @@ const MAX_BATCH: usize = 128;
 impl PgStore {
     /// Connects once directly first: the pool would report any failure as "pool timed out",
     /// five seconds later, without saying where it tried or what the server answered.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        subscriptions: Subscriptions,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let target = format!(
             "Postgres at {}:{} (database {})",
@@ -56,14 +70,29 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(target, e))?;
+        let subscriptions = Arc::new(subscriptions);
+        let events_written = Arc::new(watch::Sender::new(0));
         let writer = Arc::new(Writer {
             pool: pool.clone(),
             idle: Mutex::new(Vec::new()),
             // Keeping a connection per writer must leave the pool some for everything else.
             keep: max_connections as usize > WRITERS,
+            subscriptions: subscriptions.clone(),
+            events_written: events_written.clone(),
         });
         let batcher = Batcher::start(writer, WRITERS, MAX_BATCH);
-        Ok(Self { pool, batcher })
+        Ok(Self {
+            pool,
+            batcher,
+            subscriptions,
+            events_written,
+        })
+    }
+
+    fn signal_written(&self, written: bool) {
+        if written {
+            self.events_written.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Reads an order with its row locked until the transaction ends.
@@ -130,8 +159,9 @@ impl OrderStore for PgStore {
         reason: AnomalyReason,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        Self::insert_audit(&mut tx, entry, Verdict::Anomaly, Some(reason)).await?;
+        let written = Self::write_anomaly(&mut tx, entry, reason, &self.subscriptions).await?;
         tx.commit().await?;
+        self.signal_written(written);
         Ok(())
     }
 
@@ -170,8 +200,13 @@ impl OrderStore for PgStore {
         let mut tx = self.pool.begin().await?;
         let order = Self::lock_order(&mut tx, &refund.out_trade_no).await?;
         let started = Self::start_refund(&mut tx, order, refund).await?;
+        // Ended now either way: a dropped transaction's rollback waits for the connection's next
+        // use, holding its row lock (and, on Postgres, the cluster's oldest running xid, which
+        // holds back the event feed) until then.
         if started.is_ok() {
             tx.commit().await?;
+        } else {
+            tx.rollback().await?;
         }
         Ok(started)
     }
@@ -182,13 +217,118 @@ impl OrderStore for PgStore {
         out_request_no: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        Self::mark_refund_failed(&self.pool, out_trade_no, out_request_no, at).await
+        let mut tx = self.pool.begin().await?;
+        let keys = (out_trade_no, out_request_no);
+        let written = Self::write_refund_failed(&mut tx, keys, at, &self.subscriptions).await?;
+        tx.commit().await?;
+        self.signal_written(written);
+        Ok(())
     }
 
     async fn refunds(&self, out_trade_no: &str) -> Result<Vec<Refund>, StoreError> {
-        Self::refunds_of(&self.pool, out_trade_no).await
+        Self::refunds_in(&mut *self.pool.acquire().await?, out_trade_no).await
     }
 }
+
+/// The newest transaction every reader can see the whole of: events of transactions at or after
+/// the oldest one still running are held back, since one may commit with a smaller `seq` than an
+/// event already read, and a reader's cursor would then pass it by.
+const SETTLED: &str = "tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn events_after(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let cursor: (i64, i64) = match after {
+            None => (-1, -1),
+            Some(id) => {
+                let found = sqlx::query_as("select tx, seq from event where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match found {
+                    Some(cursor) => cursor,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let sql = format!(
+            "select {EVENT_COLUMNS} from event where (tx, seq) > ($1, $2) and {SETTLED} \
+             order by tx, seq limit $3"
+        );
+        let rows: Vec<EventRow> = sqlx::query_as(&sql)
+            .bind(cursor.0)
+            .bind(cursor.1)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Some(rows.into_iter().map(StoredEvent::from).collect()))
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        Self::event_detail(&self.pool, id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        endpoint: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM_DELIVERIES)
+            .bind(endpoint)
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Claimed::from).collect())
+    }
+
+    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::write_attempts(&mut tx, attempts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn redeliver(
+        &self,
+        event_id: &str,
+        endpoints: &[String],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = Self::queue_again(&mut tx, event_id, endpoints, now).await?;
+        tx.commit().await?;
+        self.signal_written(found);
+        Ok(found)
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        Self::backlog_of(&self.pool).await
+    }
+
+    fn events_written(&self) -> watch::Receiver<u64> {
+        self.events_written.subscribe()
+    }
+}
+
+/// Leases due deliveries to one endpoint, each the oldest pending one of its order there.
+const CLAIM_DELIVERIES: &str = "update webhook_delivery as d set lease_until = $3 from event as e \
+     where e.id = d.event_id and (d.event_id, d.endpoint) in ( \
+       select d1.event_id, d1.endpoint from webhook_delivery d1 join event e1 on e1.id = d1.event_id \
+       where d1.endpoint = $1 and d1.status = 'pending' and d1.next_attempt_at <= $2 \
+         and (d1.lease_until is null or d1.lease_until <= $2) \
+         and not exists (select 1 from webhook_delivery d2 join event e2 on e2.id = d2.event_id \
+           where d2.endpoint = d1.endpoint and d2.status = 'pending' \
+             and d2.out_trade_no = d1.out_trade_no and e2.seq < e1.seq) \
+       order by e1.seq limit $4 for update of d1 skip locked) \
+     returning d.event_id, d.endpoint, e.payload, cast(d.attempts as bigint) as attempts";
 
 const SELECT_ORDER_FOR_UPDATE: &str = concat!(
     "select ",
@@ -203,8 +343,8 @@ const LOCK_ORDERS: &str = concat!(
     " from payment_order where out_trade_no = any($1) order by out_trade_no for update"
 );
 
-/// A batch's writes in one statement: the changed orders' new state, then one audit row per
-/// event in arrival order. Arrays keep it one prepared statement whatever the batch size.
+/// A batch's writes in one statement: the changed orders' new state, the events they announce
+/// with a delivery per interested endpoint, then one audit row per event in arrival order. Arrays keep it one prepared statement whatever the batch size.
 const WRITE_BATCH: &str = "with changed as ( \
        update payment_order as o set status = c.status, \
          alipay_trade_status = c.alipay_trade_status, trade_no = c.trade_no, \
@@ -214,7 +354,17 @@ const WRITE_BATCH: &str = "with changed as ( \
                    $7::timestamptz[], $8::timestamptz[], $9::int8[]) \
          as c(out_trade_no, status, alipay_trade_status, trade_no, buyer_id, paid_at, \
               closed_at, refunded_fen) \
-       where o.out_trade_no = c.out_trade_no) \
+       where o.out_trade_no = c.out_trade_no), \
+     events as ( \
+       insert into event (id, type, out_trade_no, dedupe_key, payload, created_at) \
+       select * from unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[], \
+                            $23::timestamptz[]) \
+       on conflict (dedupe_key) do nothing returning id, out_trade_no), \
+     deliveries as ( \
+       insert into webhook_delivery (event_id, endpoint, out_trade_no, status, next_attempt_at, \
+         updated_at) \
+       select e.id, d.endpoint, e.out_trade_no, 'pending', $1, $1 from events e \
+       join unnest($24::text[], $25::text[]) as d(event_id, endpoint) on d.event_id = e.id) \
      insert into notification (source, notify_id, out_trade_no, trade_status, verdict, reason, \
        raw_body, received_at) \
      select * from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
@@ -233,6 +383,8 @@ struct Writer {
     pool: PgPool,
     idle: Mutex<Vec<PoolConnection<Postgres>>>,
     keep: bool,
+    subscriptions: Arc<Subscriptions>,
+    events_written: Arc<watch::Sender<u64>>,
 }
 
 #[async_trait]
@@ -244,7 +396,7 @@ impl ApplyBatch for Writer {
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         if let Some(mut conn) = held {
-            match Self::apply(&mut conn, events).await {
+            match self.apply(&mut conn, events).await {
                 Ok(outcomes) => {
                     self.keep(conn);
                     return Ok(outcomes);
@@ -260,7 +412,7 @@ impl ApplyBatch for Writer {
             }
         }
         let mut conn = self.pool.acquire().await?;
-        let outcomes = Self::apply(&mut conn, events).await?;
+        let outcomes = self.apply(&mut conn, events).await?;
         self.keep(conn);
         Ok(outcomes)
     }
@@ -277,6 +429,7 @@ impl Writer {
     }
 
     async fn apply(
+        &self,
         conn: &mut PgConnection,
         events: &[PaymentEvent],
     ) -> Result<Vec<Outcome>, StoreError> {
@@ -287,6 +440,12 @@ impl Writer {
             .await?;
         let plan = BatchPlan::new(by_number(rows)?, events);
         let now = OffsetDateTime::now_utc();
+        for settled in &plan.settled {
+            PgStore::settle_refund(&mut tx, *settled, now).await?;
+        }
+        let refunds = PgStore::refunds_of_orders(&mut tx, &plan.with_refunds).await?;
+        let written = plan.new_events(events, &refunds, now);
+        let deliveries = self.subscriptions.deliveries(&written);
         let changed = &plan.changed;
         let audit: Vec<_> = plan.audit(events).collect();
         sqlx::query(WRITE_BATCH)
@@ -309,12 +468,20 @@ impl Writer {
             .bind(column(&audit, |(.., reason)| *reason))
             .bind(column(&audit, |(e, ..)| e.raw.as_slice()))
             .bind(column(&audit, |(e, ..)| e.received_at))
+            .bind(column(&written, |e| e.id.as_str()))
+            .bind(column(&written, |e| e.event_type.as_str()))
+            .bind(column(&written, |e| e.out_trade_no.as_deref()))
+            .bind(column(&written, |e| e.dedupe_key.as_deref()))
+            .bind(column(&written, |e| e.payload.as_str()))
+            .bind(column(&written, |e| e.created_at))
+            .bind(column(&deliveries, |(id, _)| *id))
+            .bind(column(&deliveries, |(_, endpoint)| *endpoint))
             .execute(&mut *tx)
             .await?;
-        for settled in &plan.settled {
-            PgStore::settle_refund(&mut tx, *settled, now).await?;
-        }
         tx.commit().await?;
+        if !written.is_empty() {
+            self.events_written.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(plan.outcomes)
     }
 }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::events::Subscriptions;
 use super::model::{
     AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
     Refund, Source,
 };
+use super::outbox::EventStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,8 +99,9 @@ pub enum Created {
     Existing(Order),
 }
 
+/// Orders, their audit log, and (as a supertrait) the events written with their changes.
 #[async_trait]
-pub trait OrderStore: Send + Sync + 'static {
+pub trait OrderStore: EventStore {
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     async fn create_order(&self, order: &NewOrder) -> Result<Created, StoreError>;
@@ -108,11 +111,12 @@ pub trait OrderStore: Send + Sync + 'static {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError>;
-    /// Applies a verified event: the order's transition (if any) together with its audit row,
-    /// committed in one transaction (possibly shared with other events) before this returns.
+    /// Applies a verified event: the order's transition (if any) together with its audit row
+    /// and the events it announces, committed in one transaction (possibly shared with other events) before this returns.
     /// Concurrent copies of one event yield exactly one `Applied`.
     async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError>;
-    /// Records a verified message that fails the checks made before the order is read.
+    /// Records a verified message that fails the checks made before the order is read, and its
+    /// `order.anomaly` event (once per message and reason).
     async fn record_anomaly(
         &self,
         entry: &AuditEntry,
@@ -135,7 +139,8 @@ pub trait OrderStore: Send + Sync + 'static {
         &self,
         refund: &NewRefund,
     ) -> Result<Result<RefundStart, RefundRefused>, StoreError>;
-    /// Marks a pending refund failed (Alipay refused it), freeing its amount.
+    /// Marks a pending refund failed (Alipay refused it), freeing its amount, and writes
+    /// `refund.failed` with it.
     async fn fail_refund(
         &self,
         out_trade_no: &str,
@@ -156,9 +161,14 @@ pub enum Open {
     Existing,
 }
 
-/// Connects to `postgres://…` or `sqlite:…`.
-pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn OrderStore>, StoreError> {
-    open(url, max_connections, Open::CreateIfMissing).await
+/// Connects to `postgres://…` or `sqlite:…`. Events written from now on get a delivery for
+/// each endpoint in `subscriptions` that wants them.
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    subscriptions: Subscriptions,
+) -> Result<Arc<dyn OrderStore>, StoreError> {
+    open(url, max_connections, Open::CreateIfMissing, subscriptions).await
 }
 
 /// Connects as [`connect`] does, but a missing SQLite database is an error, not a new file.
@@ -166,21 +176,22 @@ pub async fn connect_existing(
     url: &str,
     max_connections: u32,
 ) -> Result<Arc<dyn OrderStore>, StoreError> {
-    open(url, max_connections, Open::Existing).await
+    open(url, max_connections, Open::Existing, Subscriptions::none()).await
 }
 
 async fn open(
     url: &str,
     max_connections: u32,
     open: Open,
+    subscriptions: Subscriptions,
 ) -> Result<Arc<dyn OrderStore>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(
-            super::postgres::PgStore::connect(url, max_connections).await?,
+            super::postgres::PgStore::connect(url, max_connections, subscriptions).await?,
         ))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(
-            super::sqlite::SqliteStore::connect(url, open).await?,
+            super::sqlite::SqliteStore::connect(url, open, subscriptions).await?,
         ))
     } else {
         Err(StoreError::UnsupportedUrl)

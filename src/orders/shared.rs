@@ -153,26 +153,8 @@ macro_rules! shared_statements {
                 Ok(())
             }
 
-            async fn mark_refund_failed(
-                pool: &sqlx::Pool<$db>,
-                out_trade_no: &str,
-                out_request_no: &str,
-                at: OffsetDateTime,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "update refund set status = 'failed', updated_at = $3 \
-                     where out_trade_no = $1 and out_request_no = $2 and status = 'pending'",
-                )
-                .bind(out_trade_no)
-                .bind(out_request_no)
-                .bind(at)
-                .execute(pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn refunds_of(
-                pool: &sqlx::Pool<$db>,
+            async fn refunds_in(
+                conn: &mut $conn,
                 out_trade_no: &str,
             ) -> Result<Vec<Refund>, StoreError> {
                 let rows: Vec<RefundRow> = sqlx::query_as(
@@ -180,9 +162,21 @@ macro_rules! shared_statements {
                      from refund where out_trade_no = $1 order by created_at, out_request_no",
                 )
                 .bind(out_trade_no)
-                .fetch_all(pool)
+                .fetch_all(conn)
                 .await?;
                 rows.into_iter().map(Refund::try_from).collect()
+            }
+
+            /// The refunds of the orders a batch's events need (see `BatchPlan::with_refunds`).
+            async fn refunds_of_orders(
+                conn: &mut $conn,
+                orders: &[&str],
+            ) -> Result<HashMap<String, Vec<Refund>>, StoreError> {
+                let mut refunds = HashMap::new();
+                for &no in orders {
+                    refunds.insert(no.to_owned(), Self::refunds_in(&mut *conn, no).await?);
+                }
+                Ok(refunds)
             }
 
             async fn audit_of(

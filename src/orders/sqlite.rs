@@ -4,6 +4,7 @@
 //! with SQLITE_BUSY halfway through a transaction; no row locks are needed. Payment events are
 //! applied in batches, so one fsync commits all that arrived while the previous batch committed.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +18,17 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::batch::{ApplyBatch, Batcher};
+use super::events::{AnomalyData, EventType, NewEvent, StoredEvent, Subscriptions};
 use super::model::{
-    AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
-    Refund, Verdict,
+    AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderDocument, OrderStatus, Outcome,
+    PaymentEvent, Refund, Verdict,
+};
+use super::outbox::{
+    outbox_statements, Attempt, AttemptRecord, AttemptRow, Backlog, Claimed, ClaimedRow, Delivery,
+    DeliveryRow, DeliveryStatus, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::repository::*;
@@ -29,18 +36,25 @@ use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELEC
 use super::shared::shared_statements;
 
 shared_statements!(SqliteStore, Sqlite, SqliteConnection);
+outbox_statements!(SqliteStore, Sqlite);
 
 pub(crate) struct SqliteStore {
     /// One connection: SQLite has a single writer anyway.
     writer: SqlitePool,
     readers: SqlitePool,
     batcher: Batcher,
+    subscriptions: Arc<Subscriptions>,
+    events_written: Arc<watch::Sender<u64>>,
 }
 
 const MAX_BATCH: usize = 128;
 
 impl SqliteStore {
-    pub async fn connect(url: &str, open: Open) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        open: Open,
+        subscriptions: Subscriptions,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(open == Open::CreateIfMissing)
             .journal_mode(SqliteJournalMode::Wal)
@@ -77,9 +91,13 @@ impl SqliteStore {
             .await
             .map_err(connect_error)?;
         let readers = pool(4).connect_with(options).await.map_err(connect_error)?;
+        let subscriptions = Arc::new(subscriptions);
+        let events_written = Arc::new(watch::Sender::new(0));
         let batcher = Batcher::start(
             Arc::new(Writer {
                 pool: writer.clone(),
+                subscriptions: subscriptions.clone(),
+                events_written: events_written.clone(),
             }),
             1,
             MAX_BATCH,
@@ -88,7 +106,15 @@ impl SqliteStore {
             writer,
             readers,
             batcher,
+            subscriptions,
+            events_written,
         })
+    }
+
+    fn signal_written(&self, written: bool) {
+        if written {
+            self.events_written.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -147,8 +173,9 @@ impl OrderStore for SqliteStore {
         reason: AnomalyReason,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        Self::insert_audit(&mut tx, entry, Verdict::Anomaly, Some(reason)).await?;
+        let written = Self::write_anomaly(&mut tx, entry, reason, &self.subscriptions).await?;
         tx.commit().await?;
+        self.signal_written(written);
         Ok(())
     }
 
@@ -188,8 +215,13 @@ impl OrderStore for SqliteStore {
         // The only writer: what it reads cannot change before it commits.
         let order = Self::read_order(&mut tx, &refund.out_trade_no).await?;
         let started = Self::start_refund(&mut tx, order, refund).await?;
+        // Ended now either way: a dropped transaction's rollback waits for the connection's next
+        // use, holding its row lock (and, on Postgres, the cluster's oldest running xid, which
+        // holds back the event feed) until then.
         if started.is_ok() {
             tx.commit().await?;
+        } else {
+            tx.rollback().await?;
         }
         Ok(started)
     }
@@ -200,11 +232,119 @@ impl OrderStore for SqliteStore {
         out_request_no: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        Self::mark_refund_failed(&self.writer, out_trade_no, out_request_no, at).await
+        let mut tx = self.begin().await?;
+        let keys = (out_trade_no, out_request_no);
+        let written = Self::write_refund_failed(&mut tx, keys, at, &self.subscriptions).await?;
+        tx.commit().await?;
+        self.signal_written(written);
+        Ok(())
     }
 
     async fn refunds(&self, out_trade_no: &str) -> Result<Vec<Refund>, StoreError> {
-        Self::refunds_of(&self.readers, out_trade_no).await
+        Self::refunds_in(&mut *self.readers.acquire().await?, out_trade_no).await
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    /// One writer commits events in `seq` order: the sequence alone is the cursor.
+    async fn events_after(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let seq: i64 = match after {
+            None => 0,
+            Some(id) => {
+                let found: Option<(i64,)> = sqlx::query_as("select seq from event where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.readers)
+                    .await?;
+                match found {
+                    Some((seq,)) => seq,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let sql = format!("select {EVENT_COLUMNS} from event where seq > $1 order by seq limit $2");
+        let rows: Vec<EventRow> = sqlx::query_as(&sql)
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await?;
+        Ok(Some(rows.into_iter().map(StoredEvent::from).collect()))
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        Self::event_detail(&self.readers, id).await
+    }
+
+    /// Selects and leases in one write transaction (SQLite's `RETURNING` cannot name the event
+    /// table an `UPDATE … FROM` joins).
+    async fn claim_deliveries(
+        &self,
+        endpoint: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.begin().await?;
+        let rows: Vec<ClaimedRow> = sqlx::query_as(
+            "select d1.event_id, d1.endpoint, e1.payload, d1.attempts from webhook_delivery d1 \
+             join event e1 on e1.id = d1.event_id \
+             where d1.endpoint = $1 and d1.status = 'pending' and d1.next_attempt_at <= $2 \
+               and (d1.lease_until is null or d1.lease_until <= $2) \
+               and not exists (select 1 from webhook_delivery d2 join event e2 on e2.id = d2.event_id \
+                 where d2.endpoint = d1.endpoint and d2.status = 'pending' \
+                   and d2.out_trade_no = d1.out_trade_no and e2.seq < e1.seq) \
+             order by e1.seq limit $3",
+        )
+        .bind(endpoint)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let claimed: Vec<Claimed> = rows.into_iter().map(Claimed::from).collect();
+        let ids: Vec<&str> = claimed.iter().map(|c| c.event_id.as_str()).collect();
+        sqlx::query(
+            "update webhook_delivery set lease_until = $3 \
+             where endpoint = $1 and event_id in (select value from json_each($2))",
+        )
+        .bind(endpoint)
+        .bind(to_json(&ids)?)
+        .bind(lease_until)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        Self::write_attempts(&mut tx, attempts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn redeliver(
+        &self,
+        event_id: &str,
+        endpoints: &[String],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let found = Self::queue_again(&mut tx, event_id, endpoints, now).await?;
+        tx.commit().await?;
+        self.signal_written(found);
+        Ok(found)
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        Self::backlog_of(&self.readers).await
+    }
+
+    fn events_written(&self) -> watch::Receiver<u64> {
+        self.events_written.subscribe()
     }
 }
 
@@ -226,7 +366,9 @@ const BEGIN_AND_SELECT: &str = concat!(
 );
 
 /// The second writes and commits: the changed orders ($1, see `changed_json`), the audit rows in
-/// arrival order ($2, see `audit_rows`, with the raw bodies end to end in $3), `updated_at` ($4).
+/// arrival order ($2, see `audit_rows`, with the raw bodies end to end in $3), `updated_at` ($4),
+/// the events ($5, see `events_json`) and their deliveries ($6: [event id, endpoint] pairs; an
+/// event not written because its dedupe key exists gets none).
 /// (`UPDATE … FROM` needs SQLite 3.33 and `->>` 3.38; the bundled one is newer.)
 const WRITE_AND_COMMIT: &str = "update payment_order set status = c.value ->> 1, \
        alipay_trade_status = c.value ->> 2, trade_no = c.value ->> 3, buyer_id = c.value ->> 4, \
@@ -238,6 +380,13 @@ const WRITE_AND_COMMIT: &str = "update payment_order set status = c.value ->> 1,
      select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
        substr($3, value ->> 6, value ->> 7), value ->> 8 \
      from json_each($2) order by key; \
+     insert into event (id, type, out_trade_no, dedupe_key, payload, created_at) \
+     select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
+     from json_each($5) where true order by key on conflict (dedupe_key) do nothing; \
+     insert into webhook_delivery (event_id, endpoint, out_trade_no, status, next_attempt_at, \
+       updated_at) \
+     select event.id, d.value ->> 1, event.out_trade_no, 'pending', $4, $4 \
+     from json_each($6) as d join event on event.id = d.value ->> 0; \
      commit";
 
 /// Times as sqlx writes them to SQLite, so that they read back and sort the same.
@@ -296,16 +445,36 @@ fn audit_rows<'a>(
     Ok((to_json(&rows)?, bodies))
 }
 
+/// The events `WRITE_AND_COMMIT` inserts, one JSON array each.
+fn events_json(events: &[NewEvent]) -> Result<String, StoreError> {
+    let rows = events
+        .iter()
+        .map(|e| {
+            Ok((
+                &e.id,
+                e.event_type.as_str(),
+                &e.out_trade_no,
+                &e.dedupe_key,
+                &e.payload,
+                sqlite_time(e.created_at)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    to_json(&rows)
+}
+
 /// Applies batches for `SqliteStore` on its writer connection.
 struct Writer {
     pool: SqlitePool,
+    subscriptions: Arc<Subscriptions>,
+    events_written: Arc<watch::Sender<u64>>,
 }
 
 #[async_trait]
 impl ApplyBatch for Writer {
     async fn apply_batch(&self, events: &[PaymentEvent]) -> Result<Vec<Outcome>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let applied = Self::apply(&mut conn, events).await;
+        let applied = self.apply(&mut conn, events).await;
         if applied.is_err() {
             // Whatever failed, the connection goes back to the pool with no transaction open
             // (the answer is "no transaction is active" if it failed before `begin immediate`).
@@ -317,6 +486,7 @@ impl ApplyBatch for Writer {
 
 impl Writer {
     async fn apply(
+        &self,
         conn: &mut SqliteConnection,
         events: &[PaymentEvent],
     ) -> Result<Vec<Outcome>, StoreError> {
@@ -330,14 +500,22 @@ impl Writer {
         for settled in &plan.settled {
             SqliteStore::settle_refund(&mut *conn, *settled, now).await?;
         }
+        let refunds = SqliteStore::refunds_of_orders(&mut *conn, &plan.with_refunds).await?;
+        let written = plan.new_events(events, &refunds, now);
+        let deliveries = self.subscriptions.deliveries(&written);
         let (audit, bodies) = audit_rows(plan.audit(events))?;
         sqlx::query(WRITE_AND_COMMIT)
             .bind(changed_json(&plan.changed)?)
             .bind(audit)
             .bind(bodies)
             .bind(now)
+            .bind(events_json(&written)?)
+            .bind(to_json(&deliveries)?)
             .execute(&mut *conn)
             .await?;
+        if !written.is_empty() {
+            self.events_written.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(plan.outcomes)
     }
 }

@@ -7,6 +7,7 @@ mod hostile;
 
 mod checkout;
 mod cli;
+mod events;
 mod gateway;
 mod notify;
 mod ops;

@@ -24,7 +24,7 @@ pub struct Told {
 }
 
 pub async fn read(database_url: &str, numbers: &[String]) -> BTreeMap<String, Stored> {
-    let store = alipay_notify::orders::connect(database_url, 2)
+    let store = alipay_notify::orders::connect(database_url, 2, Default::default())
         .await
         .expect("open the database the service used");
     let store = &store;

@@ -46,4 +46,10 @@ rm app_signed_content.sig
 # Notification and return_url vectors, signed with the alipay key.
 python3 make_notifies.py
 
+# Standard Webhooks signatures, made by the reference implementation (PyPI standardwebhooks) in a
+# throwaway virtualenv.
+venv="$(mktemp -d)/swh"
+python3 -m venv "$venv" && "$venv/bin/pip" install -q standardwebhooks==1.3.0
+"$venv/bin/python" make_webhooks.py
+
 echo "vectors written to $(pwd)"

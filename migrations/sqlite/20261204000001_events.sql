@@ -1,0 +1,41 @@
+-- The outbox: one event per committed state change, written in the transaction that made the
+-- change, and one delivery per event and webhook endpoint, with every attempt kept. SQLite has
+-- one writer, so `seq` is also the order in which events commit.
+create table event (
+    seq          integer primary key autoincrement,
+    id           text not null unique,
+    type         text not null,
+    out_trade_no text,
+    -- Set for events that must not repeat (an anomaly resent by Alipay): the second is not written.
+    dedupe_key   text unique,
+    payload      text not null,
+    created_at   text not null
+);
+create index event_order on event (out_trade_no, seq);
+
+create table webhook_delivery (
+    event_id        text not null references event (id),
+    endpoint        text not null,
+    out_trade_no    text,
+    status          text not null check (status in ('pending', 'delivered', 'failed')),
+    attempts        integer not null default 0,
+    next_attempt_at text not null,
+    lease_until     text,
+    updated_at      text not null,
+    primary key (event_id, endpoint)
+);
+create index webhook_delivery_due on webhook_delivery (endpoint, next_attempt_at) where status = 'pending';
+create index webhook_delivery_order on webhook_delivery (endpoint, out_trade_no) where status = 'pending';
+
+create table webhook_attempt (
+    id            integer primary key autoincrement,
+    event_id      text not null,
+    endpoint      text not null,
+    attempted_at  text not null,
+    latency_ms    integer not null,
+    status_code   integer,
+    error         text,
+    response_body text,
+    foreign key (event_id, endpoint) references webhook_delivery (event_id, endpoint)
+);
+create index webhook_attempt_delivery on webhook_attempt (event_id, endpoint, id);
