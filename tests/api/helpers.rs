@@ -95,7 +95,13 @@ pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Settings)) -> TestAp
 
 /// A second service instance on the same database as `app` (several instances, one Postgres).
 pub async fn spawn_sibling(app: &TestApp) -> TestApp {
-    let settings = settings(&app.database_url);
+    spawn_sibling_with(app, |_| {}).await
+}
+
+/// As `spawn_sibling`, with settings tweaked as `spawn_with` allows.
+pub async fn spawn_sibling_with(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = settings(&app.database_url);
+    configure(&mut settings);
     let database = TestDatabase::shared(&app.database_url);
     start(settings, loopback().await, database).await
 }

@@ -15,3 +15,4 @@ mod orders_api;
 mod payflow;
 mod reconcile;
 mod refunds;
+mod webhooks;
