@@ -1,4 +1,5 @@
-//! The command line, as ops use it: start-up errors, `migrate`, `orders show` and `orders list`.
+//! The command line, as ops use it: start-up errors, `migrate`, `orders show` and `orders list`,
+//! `events list`, `events show` and `events redeliver`.
 
 use std::process::Command;
 
@@ -41,6 +42,51 @@ async fn orders_show_and_list_print_state_from_the_database() {
     let list = String::from_utf8(list.stdout).unwrap();
     assert!(list.contains("T4002") && !list.contains("T4001"), "{list}");
     assert_eq!(missing.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn events_list_show_and_redeliver() {
+    let app = spawn_app(Db::Sqlite).await;
+    app.pending_order("T4101", "10.00").await;
+    app.notify(genuine(&trade_success("T4101", "10.00"))).await;
+    let run = |args: &[&str], webhook: bool| {
+        let mut command = cli(&app.database_url);
+        if webhook {
+            command.env("WEBHOOK_URL", "http://127.0.0.1:9/hooks").env(
+                "WEBHOOK_SECRET",
+                alipay_notify::webhooks::WebhookSecret::generate(),
+            );
+        }
+        let output = command.args(args).output().unwrap();
+        let text =
+            String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap();
+        (output.status.code(), text)
+    };
+
+    let (code, list) = run(&["events", "list", "--json"], false);
+    assert_eq!(code, Some(0), "{list}");
+    let event: serde_json::Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!(event["type"], "order.paid");
+    assert_eq!(event["data"]["order"]["out_trade_no"], "T4101");
+    let id = event["id"].as_str().unwrap();
+
+    let (code, table) = run(&["events", "list"], false);
+    assert_eq!(code, Some(0));
+    assert!(table.contains(id) && table.contains("order.paid") && table.contains("T4101"));
+
+    let (code, none) = run(&["events", "redeliver", id], false);
+    assert_eq!(code, Some(2));
+    assert!(none.contains("no webhook endpoint is configured"), "{none}");
+    let (code, queued) = run(&["events", "redeliver", id], true);
+    assert_eq!(code, Some(0), "{queued}");
+    assert!(queued.contains("queued for default"), "{queued}");
+    let (code, show) = run(&["events", "show", id], false);
+    assert_eq!(code, Some(0));
+    assert!(
+        show.contains("default          pending   0 attempts"),
+        "{show}"
+    );
+    assert_eq!(run(&["events", "show", "evt_none"], false).0, Some(2));
 }
 
 #[test]
