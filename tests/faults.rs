@@ -27,3 +27,5 @@ mod instances;
 mod outage;
 #[path = "faults/shutdown.rs"]
 mod shutdown;
+#[path = "faults/webhooks.rs"]
+mod webhooks;

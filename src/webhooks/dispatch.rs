@@ -21,8 +21,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The part of an answer that is read and kept.
 pub const KEPT_ANSWER_BYTES: usize = 4096;
-/// A leased delivery is not taken by another instance for this long: longer than an attempt.
-const LEASE: Duration = Duration::from_secs(60);
+/// A leased delivery is not taken by another instance for this long: twice an attempt's timeout.
+/// After a crash mid-delivery, the event is sent again once its lease has run out.
+pub const LEASE: Duration = Duration::from_secs(20);
 /// Deliveries sent at once per endpoint.
 const BATCH: i64 = 64;
 /// How often to look for work this process did not write (retries coming due, other

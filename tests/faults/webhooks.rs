@@ -1,0 +1,213 @@
+//! Webhooks across SIGKILL: an event committed but not yet delivered, or killed in the middle of
+//! its delivery, is delivered after the restart. Never lost; sent again at worst.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alipay_notify::webhooks::WebhookSecret;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+
+use crate::postgres::SharedDatabase;
+use crate::service::{client, Options, Service};
+use crate::traffic::{create_orders, deliver, notification, order_numbers, Reply};
+
+/// A receiver that records every delivery (id, whether its signature verified) and answers 200,
+/// or holds every request while `hang` is set.
+#[derive(Clone)]
+struct Receiver {
+    secret: String,
+    hang: Arc<AtomicBool>,
+    received: Arc<Mutex<Vec<(String, bool, bool)>>>,
+}
+
+impl Receiver {
+    fn new() -> Self {
+        Self {
+            secret: WebhookSecret::generate(),
+            hang: Arc::default(),
+            received: Arc::default(),
+        }
+    }
+
+    async fn start_on(&self, address: SocketAddr) {
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+        let router = Router::new()
+            .route("/hooks", post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+
+    /// Event ids answered 200 so far.
+    fn delivered(&self) -> HashSet<String> {
+        let received = self.received.lock().unwrap();
+        assert!(
+            received.iter().all(|(_, verified, _)| *verified),
+            "a bad signature"
+        );
+        received
+            .iter()
+            .filter(|(.., answered)| *answered)
+            .map(|(id, ..)| id.clone())
+            .collect()
+    }
+
+    fn requests(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let secret = WebhookSecret::parse(&receiver.secret).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verified = secret
+        .verify(
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            header("webhook-signature"),
+            &body,
+            now,
+        )
+        .is_ok();
+    let id = header("webhook-id").unwrap_or_default().to_owned();
+    let hang = receiver.hang.load(Ordering::SeqCst);
+    receiver
+        .received
+        .lock()
+        .unwrap()
+        .push((id, verified, !hang));
+    if hang {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    }
+    StatusCode::OK
+}
+
+/// An address where nothing listens yet.
+fn reserved_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Options for a service delivering to `address`, retrying every 200 ms.
+fn delivering_to(address: SocketAddr, receiver: &Receiver, dir: &std::path::Path) -> Options {
+    let profile = dir.join("webhooks.toml");
+    let waits = std::iter::once("\"0s\"")
+        .chain(std::iter::repeat_n("\"200ms\"", 100))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        &profile,
+        format!("[webhooks]\nretry_schedule = [{waits}]\n"),
+    )
+    .unwrap();
+    Options::default()
+        .env("WEBHOOK_URL", format!("http://{address}/hooks"))
+        .env("WEBHOOK_SECRET", &receiver.secret)
+        .env("CONFIG_FILE", profile.display())
+}
+
+async fn pay(service: &Service, numbers: &[String]) {
+    let client = client();
+    create_orders(&client, &service.base(), numbers).await;
+    for no in numbers {
+        let sent = deliver(&client, &service.base(), &notification(no)).await;
+        assert_eq!(sent.reply, Reply::Success, "{no}");
+    }
+}
+
+async fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kill_before_delivery_loses_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("orders.db").display());
+    kill_before_delivery(&url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_kill_before_delivery_loses_no_event() {
+    let database = SharedDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    kill_before_delivery(&database.url, dir.path()).await;
+}
+
+/// Committed while the endpoint is down; the service is killed before it ever got through.
+async fn kill_before_delivery(database_url: &str, dir: &std::path::Path) {
+    let receiver = Receiver::new();
+    let address = reserved_address();
+    let options = delivering_to(address, &receiver, dir);
+    let mut service = Service::start_with(database_url, options.clone()).await;
+    let numbers = order_numbers("WHK", 20);
+    pay(&service, &numbers).await;
+    service.kill();
+
+    receiver.start_on(address).await;
+    let _service = Service::start_with(database_url, options).await;
+    wait_until("all 20 events delivered", Duration::from_secs(30), || {
+        receiver.delivered().len() == 20
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kill_during_delivery_sends_again_after_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("orders.db").display());
+    kill_during_delivery(&url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_kill_during_delivery_sends_again_after_the_lease() {
+    let database = SharedDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    kill_during_delivery(&database.url, dir.path()).await;
+}
+
+/// Killed while the endpoint holds every delivery open: after the restart and the lease, each
+/// event is sent again and delivered.
+async fn kill_during_delivery(database_url: &str, dir: &std::path::Path) {
+    let receiver = Receiver::new();
+    receiver.hang.store(true, Ordering::SeqCst);
+    let address = reserved_address();
+    receiver.start_on(address).await;
+    let options = delivering_to(address, &receiver, dir);
+    let mut service = Service::start_with(database_url, options.clone()).await;
+    let numbers = order_numbers("WHD", 5);
+    pay(&service, &numbers).await;
+    wait_until("5 deliveries in flight", Duration::from_secs(10), || {
+        receiver.requests() == 5
+    })
+    .await;
+    service.kill();
+    let killed = Instant::now();
+
+    receiver.hang.store(false, Ordering::SeqCst);
+    let _service = Service::start_with(database_url, options).await;
+    wait_until(
+        "all 5 events delivered after the restart",
+        Duration::from_secs(60),
+        || receiver.delivered().len() == 5,
+    )
+    .await;
+    let waited = killed.elapsed();
+    eprintln!("kill during delivery: delivered {waited:?} after the kill");
+    assert!(
+        waited >= Duration::from_secs(10),
+        "sent again before the lease ran out: {waited:?}"
+    );
+}
