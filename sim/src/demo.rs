@@ -1,6 +1,7 @@
 //! `alipay-demo`: the whole payment flow on one machine with no configuration. The
 //! service (open checkout, SQLite under the data directory) and the simulated Alipay gateway run
-//! side by side, configured to trust each other exactly as a merchant configures production.
+//! side by side, configured to trust each other exactly as a merchant configures production, and
+//! the shop's back end receives the service's signed webhooks.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use anyhow::Context;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use crate::shop::Shop;
 use crate::{keystore, RegisteredApp, SimConfig, Simulator};
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::config::{DatabaseUrl, Settings};
@@ -46,12 +48,17 @@ impl DemoArgs {
             .await
             .with_context(|| format!("cannot listen on {} (in use? try --listen)", self.listen))?;
         let api_token = random_token();
-        let settings = self.settings(
+        let shop = Shop::start()
+            .await
+            .context("cannot start the demo shop's back end")?;
+        let mut settings = self.settings(
             &app_key,
             &sim.alipay_public_key_base64(),
             &sim.gateway_url(),
             &api_token,
         );
+        settings.webhooks.url = Some(shop.webhook_url());
+        settings.webhooks.secret = Some(SecretString::from(shop.secret.clone()));
         let app = Application::build_on(&settings, listener).await?;
 
         println!("alipay-notify demo");
@@ -60,6 +67,7 @@ impl DemoArgs {
             self.listen
         );
         println!("  simulated Alipay:  {}", sim.gateway_url());
+        println!("  shop webhooks:     {}", shop.webhook_url());
         println!("  database:          {}", settings.database.url);
         println!("  API token:         {api_token}");
         let orders = format!(

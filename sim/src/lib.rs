@@ -13,7 +13,8 @@
 //!   in-memory trade book.
 //! - `callbacks` signs what goes back to the merchant; `delivery` sends notifications.
 //! - [`command`]: the `alipay-sim` binary's flags; [`keystore`] keeps its keypair on disk.
-//! - [`demo`]: `alipay-demo`, the service and the simulator side by side with no configuration.
+//! - [`demo`]: `alipay-demo`, the service and the simulator side by side with no configuration;
+//!   [`shop`]: the demo shop's webhook endpoint, which verifies what the service tells it.
 
 mod api;
 mod biz;
@@ -31,6 +32,7 @@ mod lifecycle;
 mod refunds;
 mod routes;
 mod server;
+pub mod shop;
 mod trade_error;
 mod trades;
 

@@ -1,5 +1,6 @@
 //! The demo in a real browser, as a new user meets it: the shop, the simulated Alipay cashier, and
-//! the return page that turns to "Payment received" once Alipay's notification is in. Headless
+//! the return page that turns to "Payment received" once Alipay's notification is in, then
+//! "Order fulfilled" once the shop's webhook endpoint has it. Headless
 //! Chromium through chromedriver (Debian's `chromium` and `chromium-driver`); where they are
 //! missing, build.rs leaves `has_chromium` unset and the test reports itself ignored.
 
@@ -28,7 +29,7 @@ const PAID: &str = r#"h1#status[data-status="paid"]"#;
     not(has_chromium),
     ignore = "needs Debian's chromium and chromium-driver"
 )]
-async fn a_buyer_pays_in_the_demo_and_sees_payment_received() {
+async fn a_buyer_pays_in_the_demo_and_sees_payment_received_and_the_shop_told() {
     let demo = Demo::start().await;
     let browser = Browser::start().await;
 
@@ -52,6 +53,13 @@ async fn a_buyer_pays_in_the_demo_and_sees_payment_received() {
     );
     assert_eq!(page.path(), "/payment/success");
     assert_eq!(status.text().await.unwrap(), "Payment received");
+    // The page keeps refreshing until the shop's webhook endpoint has verified and taken the
+    // order.paid event.
+    let fulfilled = browser.wait_for("#fulfilled").await;
+    assert_eq!(
+        fulfilled.text().await.unwrap(),
+        "Order fulfilled (webhook received)"
+    );
     assert_eq!(browser.text("#amount").await, "¥88.00");
     let out_trade_no = browser.text("#out_trade_no").await;
     save_screenshot(&browser.client.screenshot().await.unwrap());

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::{pages, AppState, PageError};
 use crate::alipay::form::RawParams;
 use crate::money::Amount;
+use crate::orders::events::EventType;
 use crate::orders::input::{valid_out_trade_no, InputError, OrderRequest};
 use crate::orders::{Created, Order, OrderStatus};
 
@@ -128,7 +129,15 @@ async fn payment_return(State(state): State<AppState>, RawQuery(query): RawQuery
         return page(StatusCode::NOT_FOUND, pages::unknown_order(out_trade_no));
     }
     match state.store.order(out_trade_no).await {
-        Ok(Some(order)) => page(StatusCode::OK, pages::order_status(&order)),
+        Ok(Some(order)) => {
+            let told = if state.webhook_endpoints.is_empty() || order.status != OrderStatus::Paid {
+                None
+            } else {
+                let paid = EventType::OrderPaid;
+                state.store.delivered(out_trade_no, paid).await.ok()
+            };
+            page(StatusCode::OK, pages::order_status(&order, told))
+        }
         Ok(None) => page(StatusCode::NOT_FOUND, pages::unknown_order(out_trade_no)),
         Err(error) => {
             tracing::error!(error = ?error, "return_url: database error");

@@ -56,14 +56,17 @@ pub fn shop(checkout_open: bool) -> Markup {
     )
 }
 
-pub(crate) fn order_status(order: &Order) -> Markup {
+/// The buyer's order page. `told`: whether the shop's webhook endpoint has received the payment
+/// (`None` when no webhooks are configured); the page refreshes until it has.
+pub(crate) fn order_status(order: &Order, told: Option<bool>) -> Markup {
     let (class, headline) = match order.status {
         OrderStatus::Paid => ("paid", "Payment received"),
         OrderStatus::Pending => ("pending", "Your payment is being confirmed"),
         OrderStatus::Closed => ("closed", "This order was closed"),
         OrderStatus::Refunded => ("refunded", "This order was refunded"),
     };
-    let refresh = (order.status == OrderStatus::Pending).then_some(2);
+    let waiting_for_shop = order.status == OrderStatus::Paid && told == Some(false);
+    let refresh = (order.status == OrderStatus::Pending || waiting_for_shop).then_some(2);
     layout_with(
         headline,
         refresh,
@@ -71,6 +74,11 @@ pub(crate) fn order_status(order: &Order) -> Markup {
             h1 class=(class) id="status" data-status=(order.status.as_str()) { (headline) }
             @if order.status == OrderStatus::Pending {
                 p { "Alipay has not confirmed this payment to us yet. Refresh in a moment." }
+            }
+            @if order.status == OrderStatus::Paid && told == Some(true) {
+                p class="paid" id="fulfilled" { "Order fulfilled (webhook received)" }
+            } @else if waiting_for_shop {
+                p id="fulfilling" { "Telling the shop…" }
             }
             dl {
                 dt { "Order" } dd id="out_trade_no" { (order.out_trade_no) }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-pub(super) use super::events::{Delivery, DeliveryStatus, StoredEvent};
+pub(super) use super::events::{Delivery, DeliveryStatus, EventType, StoredEvent};
 use super::repository::StoreError;
 
 /// A delivery leased to this instance: send `payload` to `endpoint`.
@@ -94,6 +94,13 @@ pub trait EventStore: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     async fn backlog(&self) -> Result<Backlog, StoreError>;
+    /// Whether an event of this type about the order has been delivered to some endpoint (the
+    /// return page says so once the shop has been told of the payment).
+    async fn delivered(
+        &self,
+        out_trade_no: &str,
+        event_type: EventType,
+    ) -> Result<bool, StoreError>;
     /// Changes whenever this process commits events: wakes the dispatcher and long polls at
     /// once (other instances' events are found by polling).
     fn events_written(&self) -> watch::Receiver<u64>;
@@ -417,6 +424,23 @@ macro_rules! outbox_statements {
                     .await?;
                 }
                 Ok(true)
+            }
+
+            async fn delivered_to_any(
+                pool: &sqlx::Pool<$db>,
+                out_trade_no: &str,
+                event_type: EventType,
+            ) -> Result<bool, StoreError> {
+                let found: Option<(i32,)> = sqlx::query_as(
+                    "select 1 from event e join webhook_delivery d on d.event_id = e.id \
+                     where e.out_trade_no = $1 and e.type = $2 and d.status = 'delivered' \
+                     limit 1",
+                )
+                .bind(out_trade_no)
+                .bind(event_type.as_str())
+                .fetch_optional(pool)
+                .await?;
+                Ok(found.is_some())
             }
 
             async fn backlog_of(pool: &sqlx::Pool<$db>) -> Result<Backlog, StoreError> {

@@ -313,6 +313,14 @@ impl EventStore for PgStore {
         Self::backlog_of(&self.pool).await
     }
 
+    async fn delivered(
+        &self,
+        out_trade_no: &str,
+        event_type: EventType,
+    ) -> Result<bool, StoreError> {
+        Self::delivered_to_any(&self.pool, out_trade_no, event_type).await
+    }
+
     fn events_written(&self) -> watch::Receiver<u64> {
         self.events_written.subscribe()
     }

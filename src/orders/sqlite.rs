@@ -343,6 +343,14 @@ impl EventStore for SqliteStore {
         Self::backlog_of(&self.readers).await
     }
 
+    async fn delivered(
+        &self,
+        out_trade_no: &str,
+        event_type: EventType,
+    ) -> Result<bool, StoreError> {
+        Self::delivered_to_any(&self.readers, out_trade_no, event_type).await
+    }
+
     fn events_written(&self) -> watch::Receiver<u64> {
         self.events_written.subscribe()
     }
