@@ -8,6 +8,7 @@ mod database;
 mod disk;
 mod load;
 pub mod notifications;
+mod receiver;
 mod report;
 mod service;
 mod target;
@@ -71,6 +72,10 @@ pub struct BenchArgs {
     /// (`cargo build --release` at the repository root builds both).
     #[arg(long, conflicts_with = "target")]
     service_binary: Option<PathBuf>,
+    /// Deliver every event as a webhook to a fast receiver in this process, and report delivery
+    /// throughput and the delay from commit to arrival.
+    #[arg(long, conflicts_with = "target")]
+    webhooks: bool,
 }
 
 /// The orders of one run, numbered under a random run id so runs never collide.
@@ -186,6 +191,10 @@ impl BenchArgs {
         let log_dir = tempfile::tempdir()?;
         let client = load::client(self.concurrency)?;
         let api_token = SecretString::from(format!("bench-{:016x}", fastrand::u64(..)));
+        let receiver = match self.webhooks {
+            true => Some(receiver::Receiver::start().await?),
+            false => None,
+        };
         let service = self
             .start_service(
                 &database.url,
@@ -193,6 +202,7 @@ impl BenchArgs {
                 &api_token,
                 log_dir.path(),
                 &client,
+                receiver.as_ref(),
             )
             .await?;
         let base = url::Url::parse(&format!("http://{}/", service.address))?;
@@ -216,6 +226,14 @@ impl BenchArgs {
             service::cpu_seconds("/proc/self/stat"),
         );
 
+        let webhooks = match &receiver {
+            Some(receiver) => Some(
+                receiver
+                    .report(plan.sent.len(), Duration::from_secs(120))
+                    .await,
+            ),
+            None => None,
+        };
         let peak_rss_kib = service.peak_rss_kib();
         let log_lines = service.log_lines();
         if load.success < load.requests() {
@@ -244,6 +262,7 @@ impl BenchArgs {
             bench_cpu_seconds: service::cpu_used(cpu_before.1, cpu_after.1),
             rows_per_commit,
             orders_api: Some(orders_api),
+            webhooks,
         };
         Ok(Report::new(run, &load, Some(checks)))
     }
@@ -256,6 +275,7 @@ impl BenchArgs {
         api_token: &SecretString,
         log_dir: &Path,
         client: &reqwest::Client,
+        receiver: Option<&receiver::Receiver>,
     ) -> anyhow::Result<Service> {
         let app_key = PrivateKey::generate();
         let mut service = Service::start(&ServiceConfig {
@@ -267,6 +287,7 @@ impl BenchArgs {
             api_token,
             log_dir,
             binary: &self.service_binary()?,
+            webhook: receiver.map(|r| (r.url.as_str(), r.secret.as_str())),
         })?;
         service.wait_ready(client, Duration::from_secs(60)).await?;
         Ok(service)
@@ -317,6 +338,7 @@ impl BenchArgs {
             bench_cpu_seconds,
             rows_per_commit: None,
             orders_api: Some(orders_api),
+            webhooks: None,
         };
         Ok(Report::new(run, &load, checks))
     }

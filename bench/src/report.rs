@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::database::Check;
 use super::load::LoadResult;
+use super::receiver::WebhookReport;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -44,6 +45,8 @@ pub struct Report {
     pub notifications_per_commit: Option<f64>,
     /// Creating the orders beforehand through `POST /api/orders`.
     pub orders_api: Option<OrdersApi>,
+    /// With --webhooks: what the local receiver got.
+    pub webhooks: Option<WebhookReport>,
     pub passed: bool,
 }
 
@@ -110,6 +113,7 @@ pub struct Run {
     pub bench_cpu_seconds: Option<f64>,
     pub rows_per_commit: Option<f64>,
     pub orders_api: Option<OrdersApi>,
+    pub webhooks: Option<WebhookReport>,
 }
 
 impl Report {
@@ -118,6 +122,10 @@ impl Report {
         let non_success = requests - load.success;
         let seconds = load.elapsed.as_secs_f64();
         let checks_pass = checks.as_ref().is_none_or(|c| c.iter().all(Check::passed));
+        let webhooks_pass = run
+            .webhooks
+            .as_ref()
+            .is_none_or(|w| w.complete && w.bad_signatures == 0);
         Self {
             against: run.against,
             orders: run.orders,
@@ -143,7 +151,8 @@ impl Report {
             load_generator_cpu_us_per_request: cpu_us_each(run.bench_cpu_seconds, requests),
             notifications_per_commit: run.rows_per_commit,
             orders_api: run.orders_api,
-            passed: non_success == 0 && requests > 0 && checks_pass,
+            webhooks: run.webhooks,
+            passed: non_success == 0 && requests > 0 && checks_pass && webhooks_pass,
             database_checks: checks,
         }
     }
@@ -208,6 +217,26 @@ impl Report {
                     format!("{us:.0} µs (≈ {:.0} orders/s per core)", 1e6 / us),
                 ));
             }
+        }
+        if let Some(w) = &self.webhooks {
+            out.push(row(
+                "webhooks delivered",
+                format!(
+                    "{} events, {:.0} events/s, {} repeats, {} bad signatures{}",
+                    w.events,
+                    w.delivered_per_second,
+                    w.repeats,
+                    w.bad_signatures,
+                    if w.complete { "" } else { " (INCOMPLETE)" }
+                ),
+            ));
+            out.push(row(
+                "commit to webhook",
+                format!(
+                    "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    w.delay_ms_p50, w.delay_ms_p99, w.delay_ms_max
+                ),
+            ));
         }
         out.push(row(
             "presigning (not timed)",

@@ -20,6 +20,8 @@ pub struct ServiceConfig<'a> {
     pub log_dir: &'a Path,
     /// The `alipay-notify` binary to run.
     pub binary: &'a Path,
+    /// A webhook endpoint (URL, secret) to deliver every event to.
+    pub webhook: Option<(&'a str, &'a str)>,
 }
 
 /// A running `alipay-notify serve`; killed if dropped before `stop`.
@@ -33,7 +35,13 @@ impl Service {
     pub fn start(config: &ServiceConfig<'_>) -> anyhow::Result<Self> {
         let address = free_loopback_port()?;
         let log = config.log_dir.join("service.log");
-        let child = Command::new(config.binary)
+        let mut command = Command::new(config.binary);
+        if let Some((url, secret)) = config.webhook {
+            command
+                .env("WEBHOOK_URL", url)
+                .env("WEBHOOK_SECRET", secret);
+        }
+        let child = command
             .arg("serve")
             .env("DATABASE_URL", config.database_url)
             .env("LISTEN_ADDR", address.to_string())
