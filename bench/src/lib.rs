@@ -236,7 +236,8 @@ impl BenchArgs {
         };
         let peak_rss_kib = service.peak_rss_kib();
         let log_lines = service.log_lines();
-        if load.success < load.requests() {
+        let incomplete = webhooks.as_ref().is_some_and(|w| !w.complete);
+        if load.success < load.requests() || incomplete {
             eprintln!("service log (last lines):\n{}", service.log_tail(10));
         }
         service.stop(Duration::from_secs(10)).await?;

@@ -18,6 +18,9 @@ create index event_order on event (out_trade_no, seq);
 
 create table webhook_delivery (
     event_id        text not null references event (id),
+    -- The event's seq, copied so that leasing finds each order's oldest pending delivery through
+    -- an index alone, fast even before the planner has statistics.
+    event_seq       bigint not null,
     endpoint        text not null,
     out_trade_no    text,
     status          text not null check (status in ('pending', 'delivered', 'failed')),
@@ -27,8 +30,8 @@ create table webhook_delivery (
     updated_at      timestamptz not null,
     primary key (event_id, endpoint)
 );
-create index webhook_delivery_due on webhook_delivery (endpoint, next_attempt_at) where status = 'pending';
-create index webhook_delivery_order on webhook_delivery (endpoint, out_trade_no) where status = 'pending';
+create index webhook_delivery_due on webhook_delivery (endpoint, event_seq) where status = 'pending';
+create index webhook_delivery_order on webhook_delivery (endpoint, out_trade_no, event_seq) where status = 'pending';
 
 create table webhook_attempt (
     id            bigserial primary key,

@@ -34,6 +34,17 @@ pub struct Attempt {
     pub retry: Option<Option<OffsetDateTime>>,
 }
 
+impl Attempt {
+    /// What the attempt makes of its delivery, and when the delivery is next due.
+    pub(super) fn outcome(&self) -> (DeliveryStatus, OffsetDateTime) {
+        match self.retry {
+            None => (DeliveryStatus::Delivered, self.attempted_at),
+            Some(Some(at)) => (DeliveryStatus::Pending, at),
+            Some(None) => (DeliveryStatus::Failed, self.attempted_at),
+        }
+    }
+}
+
 /// One recorded attempt, as `GET /api/events/{id}` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRecord {
@@ -230,9 +241,9 @@ macro_rules! outbox_statements {
                     written = true;
                     for endpoint in subscriptions.endpoints_for(event.event_type) {
                         sqlx::query(
-                            "insert into webhook_delivery (event_id, endpoint, out_trade_no, \
-                             status, next_attempt_at, updated_at) \
-                             values ($1, $2, $3, 'pending', $4, $4)",
+                            "insert into webhook_delivery (event_id, event_seq, endpoint, \
+                             out_trade_no, status, next_attempt_at, updated_at) \
+                             select id, seq, $2, $3, 'pending', $4, $4 from event where id = $1",
                         )
                         .bind(&event.id)
                         .bind(endpoint)
@@ -355,64 +366,25 @@ macro_rules! outbox_statements {
                 }))
             }
 
-            async fn write_attempts(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                attempts: &[Attempt],
-            ) -> Result<(), StoreError> {
-                for attempt in attempts {
-                    sqlx::query(
-                        "insert into webhook_attempt (event_id, endpoint, attempted_at, \
-                         latency_ms, status_code, error, response_body) \
-                         values ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&attempt.event_id)
-                    .bind(&attempt.endpoint)
-                    .bind(attempt.attempted_at)
-                    .bind(attempt.latency_ms)
-                    .bind(attempt.status_code.map(i32::from))
-                    .bind(&attempt.error)
-                    .bind(&attempt.response_body)
-                    .execute(&mut **tx)
-                    .await?;
-                    let (status, next) = match attempt.retry {
-                        None => (DeliveryStatus::Delivered, attempt.attempted_at),
-                        Some(Some(at)) => (DeliveryStatus::Pending, at),
-                        Some(None) => (DeliveryStatus::Failed, attempt.attempted_at),
-                    };
-                    sqlx::query(
-                        "update webhook_delivery set status = $3, attempts = attempts + 1, \
-                         next_attempt_at = $4, lease_until = null, updated_at = $5 \
-                         where event_id = $1 and endpoint = $2",
-                    )
-                    .bind(&attempt.event_id)
-                    .bind(&attempt.endpoint)
-                    .bind(status.as_str())
-                    .bind(next)
-                    .bind(attempt.attempted_at)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                Ok(())
-            }
-
             async fn queue_again(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 event_id: &str,
                 endpoints: &[String],
                 now: OffsetDateTime,
             ) -> Result<bool, StoreError> {
-                let found: Option<(Option<String>,)> =
-                    sqlx::query_as("select out_trade_no from event where id = $1")
+                let found: Option<(Option<String>, i64)> =
+                    sqlx::query_as("select out_trade_no, seq from event where id = $1")
                         .bind(event_id)
                         .fetch_optional(&mut **tx)
                         .await?;
-                let Some((out_trade_no,)) = found else {
+                let Some((out_trade_no, seq)) = found else {
                     return Ok(false);
                 };
                 for endpoint in endpoints {
                     sqlx::query(
-                        "insert into webhook_delivery (event_id, endpoint, out_trade_no, status, \
-                         next_attempt_at, updated_at) values ($1, $2, $3, 'pending', $4, $4) \
+                        "insert into webhook_delivery (event_id, event_seq, endpoint, out_trade_no, \
+                         status, next_attempt_at, updated_at) \
+                         values ($1, $5, $2, $3, 'pending', $4, $4) \
                          on conflict (event_id, endpoint) do update set status = 'pending', \
                          attempts = 0, next_attempt_at = $4, lease_until = null, updated_at = $4",
                     )
@@ -420,6 +392,7 @@ macro_rules! outbox_statements {
                     .bind(endpoint)
                     .bind(&out_trade_no)
                     .bind(now)
+                    .bind(seq)
                     .execute(&mut **tx)
                     .await?;
                 }

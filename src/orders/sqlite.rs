@@ -28,7 +28,7 @@ use super::model::{
 };
 use super::outbox::{
     outbox_statements, Attempt, AttemptRecord, AttemptRow, Backlog, Claimed, ClaimedRow, Delivery,
-    DeliveryRow, DeliveryStatus, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
+    DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::repository::*;
@@ -294,10 +294,10 @@ impl EventStore for SqliteStore {
              join event e1 on e1.id = d1.event_id \
              where d1.endpoint = $1 and d1.status = 'pending' and d1.next_attempt_at <= $2 \
                and (d1.lease_until is null or d1.lease_until <= $2) \
-               and not exists (select 1 from webhook_delivery d2 join event e2 on e2.id = d2.event_id \
-                 where d2.endpoint = d1.endpoint and d2.status = 'pending' \
-                   and d2.out_trade_no = d1.out_trade_no and e2.seq < e1.seq) \
-             order by e1.seq limit $3",
+               and (d1.out_trade_no is null or d1.event_seq = (select min(d2.event_seq) \
+                 from webhook_delivery d2 where d2.endpoint = $1 and d2.status = 'pending' \
+                   and d2.out_trade_no = d1.out_trade_no)) \
+             order by d1.event_seq limit $3",
         )
         .bind(endpoint)
         .bind(now)
@@ -320,8 +320,28 @@ impl EventStore for SqliteStore {
     }
 
     async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        let rows = attempts
+            .iter()
+            .map(|a| {
+                let (status, next) = a.outcome();
+                Ok((
+                    &a.event_id,
+                    &a.endpoint,
+                    sqlite_time(a.attempted_at)?,
+                    a.latency_ms,
+                    a.status_code,
+                    &a.error,
+                    &a.response_body,
+                    status.as_str(),
+                    sqlite_time(next)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut tx = self.begin().await?;
-        Self::write_attempts(&mut tx, attempts).await?;
+        sqlx::query(RECORD_ATTEMPTS)
+            .bind(to_json(&rows)?)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -391,11 +411,24 @@ const WRITE_AND_COMMIT: &str = "update payment_order set status = c.value ->> 1,
      insert into event (id, type, out_trade_no, dedupe_key, payload, created_at) \
      select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
      from json_each($5) where true order by key on conflict (dedupe_key) do nothing; \
-     insert into webhook_delivery (event_id, endpoint, out_trade_no, status, next_attempt_at, \
-       updated_at) \
-     select event.id, d.value ->> 1, event.out_trade_no, 'pending', $4, $4 \
+     insert into webhook_delivery (event_id, event_seq, endpoint, out_trade_no, status, \
+       next_attempt_at, updated_at) \
+     select event.id, event.seq, d.value ->> 1, event.out_trade_no, 'pending', $4, $4 \
      from json_each($6) as d join event on event.id = d.value ->> 0; \
      commit";
+
+/// Records a round's attempts (one JSON array each, in `$1`) and what becomes of their
+/// deliveries.
+const RECORD_ATTEMPTS: &str = "\
+     insert into webhook_attempt (event_id, endpoint, attempted_at, latency_ms, status_code, \
+       error, response_body) \
+     select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+       value ->> 6 \
+     from json_each($1) order by key; \
+     update webhook_delivery set status = a.value ->> 7, attempts = attempts + 1, \
+       next_attempt_at = a.value ->> 8, lease_until = null, updated_at = a.value ->> 2 \
+     from json_each($1) as a \
+     where webhook_delivery.event_id = a.value ->> 0 and webhook_delivery.endpoint = a.value ->> 1";
 
 /// Times as sqlx writes them to SQLite, so that they read back and sort the same.
 fn sqlite_time(time: OffsetDateTime) -> Result<String, StoreError> {

@@ -29,6 +29,12 @@ const BATCH: i64 = 64;
 /// How often to look for work this process did not write (retries coming due, other
 /// instances' events, redeliveries asked for elsewhere).
 const POLL: Duration = Duration::from_millis(500);
+/// While the database is unreachable, rounds are retried after POLL, doubling up to this, so
+/// that an outage costs a handful of log lines rather than two a second.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Attempts already sent are recorded until this long before their lease runs out; past that,
+/// another round may send them again anyway.
+const RECORD_MARGIN: Duration = Duration::from_secs(5);
 
 pub struct Dispatcher {
     pub store: Arc<dyn OrderStore>,
@@ -69,22 +75,36 @@ impl Dispatcher {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut written = self.store.events_written();
+        let mut failures = 0u32;
         while !*stop.borrow() {
-            let busy = match self.round(&endpoint).await {
-                Ok(sent) => sent as i64 == BATCH,
+            let pause = match self.round(&endpoint).await {
+                Ok(sent) if sent as i64 == BATCH => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    POLL
+                }
                 Err(error) => {
+                    failures += 1;
                     self.metrics.database_error("webhooks");
-                    tracing::error!(endpoint = %endpoint.name, error = %Report(&error), "webhook delivery round failed");
-                    false
+                    let pause = POLL.saturating_mul(1 << failures.min(6)).min(MAX_BACKOFF);
+                    tracing::error!(endpoint = %endpoint.name, error = %Report(&error), failures, retry_in = ?pause, "webhook delivery round failed");
+                    pause
                 }
             };
-            if busy {
-                continue;
-            }
+            // New events wake a healthy loop at once; a failing one waits out its pause.
+            let woken = async {
+                match failures {
+                    0 => written.changed().await.ok(),
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.changed() => {}
-                _ = written.changed() => {}
-                _ = tokio::time::sleep(POLL) => {}
+                _ = woken => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
@@ -130,9 +150,28 @@ impl Dispatcher {
                 );
             }
         }
-        // Should this fail, the leases run out and the deliveries are sent again.
-        self.store.record_attempts(&attempts).await?;
+        self.record(&attempts, now + LEASE - RECORD_MARGIN).await?;
         Ok(attempts.len())
+    }
+
+    /// Records sent attempts, trying again through a short database outage so that they are not
+    /// sent twice; should it still fail, the leases run out and the deliveries are sent again.
+    async fn record(
+        &self,
+        attempts: &[Attempt],
+        until: OffsetDateTime,
+    ) -> Result<(), crate::orders::StoreError> {
+        loop {
+            match self.store.record_attempts(attempts).await {
+                Ok(()) => return Ok(()),
+                Err(error) if OffsetDateTime::now_utc() + Duration::from_secs(1) < until => {
+                    self.metrics.database_error("webhooks");
+                    tracing::warn!(error = %Report(&error), attempts = attempts.len(), "cannot record webhook attempts yet; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Keeps the backlog gauges current for the alerts in the README.
