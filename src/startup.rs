@@ -132,8 +132,9 @@ impl Application {
                 metrics: self.state.metrics.clone(),
                 client: Dispatcher::client(),
             };
-            tokio::spawn(dispatcher.run(stopped.clone()))
+            dispatcher.spawn_in_background(stopped.clone())
         });
+        let dispatcher = dispatcher.transpose()?;
         let metrics = self.state.metrics.clone();
         let router = http::router(self.state);
         let served = server::serve(self.listener, router, self.limits, metrics, shutdown).await;

@@ -192,7 +192,7 @@ impl BenchArgs {
         let client = load::client(self.concurrency)?;
         let api_token = SecretString::from(format!("bench-{:016x}", fastrand::u64(..)));
         let receiver = match self.webhooks {
-            true => Some(receiver::Receiver::start().await?),
+            true => Some(receiver::Receiver::start()?),
             false => None,
         };
         let service = self

@@ -5,6 +5,7 @@
 //! whatever is queued when it becomes free. If a batch fails, its events are retried one by one,
 //! so one bad event cannot fail the others that happened to share its transaction.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ struct Job {
 /// The queue in front of the writer tasks.
 pub(super) struct Batcher {
     queue: mpsc::Sender<Job>,
+    in_flight: AtomicUsize,
 }
 
 impl Batcher {
@@ -40,16 +42,41 @@ impl Batcher {
         for _ in 0..writers.max(1) {
             tokio::spawn(write(store.clone(), jobs.clone(), max_batch));
         }
-        Self { queue }
+        Self {
+            queue,
+            in_flight: AtomicUsize::new(0),
+        }
     }
 
     pub async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError> {
+        let _counted = InFlight::count(&self.in_flight);
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job { event, reply })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Payment events queued or being applied now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a call to `apply` until it returns or is dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn count(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

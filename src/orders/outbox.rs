@@ -115,6 +115,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Changes whenever this process commits events: wakes the dispatcher and long polls at
     /// once (other instances' events are found by polling).
     fn events_written(&self) -> watch::Receiver<u64>;
+    /// Payment events this process is applying now: deliveries yield to them.
+    fn payments_in_flight(&self) -> usize;
 }
 
 /// An event row as both databases return it.

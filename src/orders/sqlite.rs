@@ -279,8 +279,6 @@ impl EventStore for SqliteStore {
         Self::event_detail(&self.readers, id).await
     }
 
-    /// Selects and leases in one write transaction (SQLite's `RETURNING` cannot name the event
-    /// table an `UPDATE … FROM` joins).
     async fn claim_deliveries(
         &self,
         endpoint: &str,
@@ -288,35 +286,20 @@ impl EventStore for SqliteStore {
         lease_until: OffsetDateTime,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut tx = self.begin().await?;
-        let rows: Vec<ClaimedRow> = sqlx::query_as(
-            "select d1.event_id, d1.endpoint, e1.payload, d1.attempts from webhook_delivery d1 \
-             join event e1 on e1.id = d1.event_id \
-             where d1.endpoint = $1 and d1.status = 'pending' and d1.next_attempt_at <= $2 \
-               and (d1.lease_until is null or d1.lease_until <= $2) \
-               and (d1.out_trade_no is null or d1.event_seq = (select min(d2.event_seq) \
-                 from webhook_delivery d2 where d2.endpoint = $1 and d2.status = 'pending' \
-                   and d2.out_trade_no = d1.out_trade_no)) \
-             order by d1.event_seq limit $3",
-        )
-        .bind(endpoint)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let claimed: Vec<Claimed> = rows.into_iter().map(Claimed::from).collect();
-        let ids: Vec<&str> = claimed.iter().map(|c| c.event_id.as_str()).collect();
-        sqlx::query(
-            "update webhook_delivery set lease_until = $3 \
-             where endpoint = $1 and event_id in (select value from json_each($2))",
-        )
-        .bind(endpoint)
-        .bind(to_json(&ids)?)
-        .bind(lease_until)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(claimed)
+        let mut conn = self.writer.acquire().await?;
+        let rows: Result<Vec<ClaimedRow>, _> = sqlx::query_as(CLAIM_DELIVERIES)
+            .bind(endpoint)
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await;
+        if rows.is_err() {
+            // It may have stopped before `synchronous` was back to FULL: its successor opens
+            // with FULL.
+            conn.close_on_drop();
+        }
+        Ok(rows?.into_iter().map(Claimed::from).collect())
     }
 
     async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
@@ -337,12 +320,17 @@ impl EventStore for SqliteStore {
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut tx = self.begin().await?;
-        sqlx::query(RECORD_ATTEMPTS)
+        let mut conn = self.writer.acquire().await?;
+        let recorded = sqlx::query(RECORD_ATTEMPTS)
             .bind(to_json(&rows)?)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .execute(&mut *conn)
+            .await;
+        if recorded.is_err() {
+            // It may have stopped inside its transaction, or before `synchronous` was back to
+            // FULL: its successor opens with neither.
+            conn.close_on_drop();
+        }
+        recorded?;
         Ok(())
     }
 
@@ -373,6 +361,10 @@ impl EventStore for SqliteStore {
 
     fn events_written(&self) -> watch::Receiver<u64> {
         self.events_written.subscribe()
+    }
+
+    fn payments_in_flight(&self) -> usize {
+        self.batcher.in_flight()
     }
 }
 
@@ -417,9 +409,32 @@ const WRITE_AND_COMMIT: &str = "update payment_order set status = c.value ->> 1,
      from json_each($6) as d join event on event.id = d.value ->> 0; \
      commit";
 
+/// The dispatcher's two writes, leasing and recording, are one request each to the writer's
+/// thread, so that the dispatcher, which runs at a low priority, never holds the single writer
+/// between requests. Each runs with `synchronous=NORMAL`: in WAL mode its commit is not flushed,
+/// which adds no fsync to those that notifications wait on; a crash may lose it at the cost of a
+/// second delivery (at least once). Each sets FULL again before it ends (and the connection is
+/// closed should an error stop it first).
+///
+/// Leases due deliveries to one endpoint, each the oldest pending one of its order there
+/// (`RETURNING` may read the event through a subquery, not through a join).
+const CLAIM_DELIVERIES: &str = "pragma synchronous = normal; \
+     update webhook_delivery set lease_until = $3 \
+     where (event_id, endpoint) in ( \
+       select d1.event_id, d1.endpoint from webhook_delivery d1 \
+       where d1.endpoint = $1 and d1.status = 'pending' and d1.next_attempt_at <= $2 \
+         and (d1.lease_until is null or d1.lease_until <= $2) \
+         and (d1.out_trade_no is null or d1.event_seq = (select min(d2.event_seq) \
+           from webhook_delivery d2 where d2.endpoint = $1 and d2.status = 'pending' \
+             and d2.out_trade_no = d1.out_trade_no)) \
+       order by d1.event_seq limit $4) \
+     returning event_id, endpoint, \
+       (select payload from event where event.id = webhook_delivery.event_id) as payload, attempts; \
+     pragma synchronous = full";
+
 /// Records a round's attempts (one JSON array each, in `$1`) and what becomes of their
-/// deliveries.
-const RECORD_ATTEMPTS: &str = "\
+/// deliveries, transaction included.
+const RECORD_ATTEMPTS: &str = "pragma synchronous = normal; begin immediate; \
      insert into webhook_attempt (event_id, endpoint, attempted_at, latency_ms, status_code, \
        error, response_body) \
      select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
@@ -428,7 +443,8 @@ const RECORD_ATTEMPTS: &str = "\
      update webhook_delivery set status = a.value ->> 7, attempts = attempts + 1, \
        next_attempt_at = a.value ->> 8, lease_until = null, updated_at = a.value ->> 2 \
      from json_each($1) as a \
-     where webhook_delivery.event_id = a.value ->> 0 and webhook_delivery.endpoint = a.value ->> 1";
+     where webhook_delivery.event_id = a.value ->> 0 and webhook_delivery.endpoint = a.value ->> 1; \
+     commit; pragma synchronous = full";
 
 /// Times as sqlx writes them to SQLite, so that they read back and sort the same.
 fn sqlite_time(time: OffsetDateTime) -> Result<String, StoreError> {
@@ -558,5 +574,39 @@ impl Writer {
             self.events_written.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(plan.outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(store: &SqliteStore) -> i64 {
+        sqlx::query_scalar("pragma synchronous")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap()
+    }
+
+    /// The dispatcher's writes relax `synchronous` for themselves only: notifications committed
+    /// on the same writer afterwards are flushed again (FULL is 2).
+    #[tokio::test]
+    async fn the_writer_is_back_to_full_after_the_dispatchers_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("orders.db").display());
+        let store = SqliteStore::connect(&url, Open::CreateIfMissing, Subscriptions::none())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(synchronous(&store).await, 2);
+        let now = OffsetDateTime::now_utc();
+        let claimed = store
+            .claim_deliveries("default", now, now + time::Duration::seconds(20), 64)
+            .await
+            .unwrap();
+        assert!(claimed.is_empty());
+        assert_eq!(synchronous(&store).await, 2, "after a lease");
+        store.record_attempts(&[]).await.unwrap();
+        assert_eq!(synchronous(&store).await, 2, "after recording");
     }
 }

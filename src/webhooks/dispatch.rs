@@ -29,6 +29,10 @@ const BATCH: i64 = 64;
 /// How often to look for work this process did not write (retries coming due, other
 /// instances' events, redeliveries asked for elsewhere).
 const POLL: Duration = Duration::from_millis(500);
+/// While payments are being applied, a round waits for them to be done, at most this long: under
+/// a flood of notifications deliveries fall behind (one round of BATCH per wait at least) and
+/// catch up after it, rather than take a share of the notify path's throughput.
+const YIELD_AT_MOST: Duration = Duration::from_millis(250);
 /// While the database is unreachable, rounds are retried after POLL, doubling up to this, so
 /// that an outage costs a handful of log lines rather than two a second.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -56,6 +60,40 @@ impl Dispatcher {
             .user_agent(concat!("alipay-notify/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds")
+    }
+
+    /// Runs [`Dispatcher::run`] on a thread of its own at the lowest scheduling priority, so that
+    /// deliveries take only the CPU that the notify path leaves. The store's requests are single
+    /// round trips that end their own transactions, so this thread never holds the database (or
+    /// SQLite's one writer) between them. Resolves once the dispatcher has stopped.
+    pub fn spawn_in_background(
+        self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<impl std::future::Future<Output = ()>> {
+        let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("webhooks".into())
+            .spawn(move || {
+                let lowered = thread_priority::set_current_thread_priority(
+                    thread_priority::ThreadPriority::Min,
+                );
+                if let Err(error) = lowered {
+                    tracing::warn!(%error, "cannot lower the webhook thread's priority; deliveries compete with notifications for CPU");
+                }
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(self.run(stop)),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the webhook runtime; no webhooks are delivered")
+                    }
+                }
+                drop(done);
+            })?;
+        Ok(async move {
+            let _ = stopped.await;
+        })
     }
 
     /// Delivers until `stop` turns true, then finishes the attempts in flight.
@@ -111,6 +149,7 @@ impl Dispatcher {
 
     /// Leases what is due, sends it, records it. How many deliveries were sent.
     async fn round(&self, endpoint: &Arc<Endpoint>) -> Result<usize, crate::orders::StoreError> {
+        self.yield_to_payments().await;
         let now = OffsetDateTime::now_utc();
         let claimed = self
             .store
@@ -152,6 +191,14 @@ impl Dispatcher {
         }
         self.record(&attempts, now + LEASE - RECORD_MARGIN).await?;
         Ok(attempts.len())
+    }
+
+    /// Waits while payments are being applied, at most `YIELD_AT_MOST`.
+    async fn yield_to_payments(&self) {
+        let deadline = Instant::now() + YIELD_AT_MOST;
+        while self.store.payments_in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Records sent attempts, trying again through a short database outage so that they are not
