@@ -13,6 +13,7 @@ use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::alipay::response::{self, ResponseError};
 use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED, REQUEST_EXCLUDED};
 use alipay_notify::money::{Amount, MAX_FEN};
+use alipay_test_support::form::{encode_every_byte, form_encode};
 use encoding_rs::Encoding;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
@@ -50,28 +51,6 @@ fn expected_sign_content(pairs: &[(Vec<u8>, Vec<u8>)], excluded: &[&str]) -> Vec
         .map(|(k, v)| [&k[..], b"=", &v[..]].concat())
         .collect();
     joined.join(&b'&')
-}
-
-/// `%XX` for every byte of every key and value.
-fn encode_every_byte(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let escape = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("%{b:02X}")).collect() };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
-}
-
-/// The `application/x-www-form-urlencoded` serialiser browsers use (`+` for space).
-fn form_encode(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let encode = |bytes: &[u8]| url::form_urlencoded::byte_serialize(bytes).collect::<String>();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
 }
 
 fn pairs_of(raw: &RawParams) -> Pairs {

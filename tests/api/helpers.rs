@@ -1,15 +1,17 @@
 //! `spawn_app()` and friends: the real service on port 0 over a fresh database, plus an Alipay
 //! key to sign notifications with, as Alipay would.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
-use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
+use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::alipay::sign::CALLBACK_EXCLUDED;
 use alipay_notify::config::{DatabaseUrl, Settings};
 use alipay_notify::orders::{NewOrder, Order, OrderStore};
 use alipay_notify::startup::Application;
 use alipay_sim::{Faults, RegisteredApp, SimConfig, SimHandle, Simulator};
-use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
+use alipay_test_support::form::signed_form;
+pub use alipay_test_support::keys::keys;
+use alipay_test_support::keys::{copy_of, public_of};
 use secrecy::SecretString;
 use sqlx::Connection;
 
@@ -38,23 +40,6 @@ macro_rules! on_both_databases {
             }
         }
     )*};
-}
-
-pub struct Keys {
-    pub app: PrivateKey,
-    pub alipay: PrivateKey,
-    /// A key Alipay never had: what a forger signs with.
-    pub forger: PrivateKey,
-}
-
-/// Generated once per test binary: RSA key generation is slow.
-pub fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| Keys {
-        app: PrivateKey::generate(),
-        alipay: PrivateKey::generate(),
-        forger: PrivateKey::generate(),
-    })
 }
 
 pub struct TestApp {
@@ -119,8 +104,8 @@ pub async fn spawn_paying(
     configure: impl FnOnce(&mut Settings),
 ) -> PayFlow {
     init_logs();
-    let alipay_key = PrivateKey::parse(&keys().alipay.to_pkcs8_pem()).unwrap();
-    let app_public = PublicKey::parse(&keys().app.public_key_base64()).unwrap();
+    let alipay_key = copy_of(&keys().alipay);
+    let app_public = public_of(&keys().app);
     let app = RegisteredApp::new(APP_ID, app_public, SELLER_ID);
     let mut config = SimConfig::new(alipay_key).with_app(app);
     config.time_scale = 0.0001;
@@ -276,28 +261,11 @@ pub fn with(mut params: Vec<(String, String)>, key: &str, value: &str) -> Vec<(S
 /// Signs like Alipay (everything but sign and sign_type, sorted, empty dropped) with `key`, and
 /// encodes the form body; values are taken as bytes in whatever charset the caller chose.
 pub fn signed_body_bytes(params: &[(String, Vec<u8>)], key: &PrivateKey) -> Vec<u8> {
-    let content = sign_content(
-        params.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())),
-        CALLBACK_EXCLUDED,
-    );
-    let sign = key.sign(&content);
-    let mut pairs: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v, NON_ALPHANUMERIC)))
-        .collect();
-    pairs.push(format!(
-        "sign={}",
-        percent_encode(sign.as_bytes(), NON_ALPHANUMERIC)
-    ));
-    pairs.join("&").into_bytes()
+    signed_form(params, key, CALLBACK_EXCLUDED)
 }
 
 pub fn signed_body(params: &[(String, String)], key: &PrivateKey) -> String {
-    let bytes: Vec<(String, Vec<u8>)> = params
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-        .collect();
-    String::from_utf8(signed_body_bytes(&bytes, key)).unwrap()
+    String::from_utf8(signed_form(params, key, CALLBACK_EXCLUDED)).unwrap()
 }
 
 /// Signed by Alipay's key: a genuine notification.

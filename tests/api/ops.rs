@@ -3,6 +3,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use alipay_test_support::net::free_port;
+
 use crate::helpers::*;
 
 #[tokio::test]
@@ -125,14 +127,6 @@ async fn no_secret_reaches_the_logs_of_a_full_flow() {
             "private key material leaked into the logs: {window}"
         );
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn wait_until_up(client: &reqwest::Client, base: &str) {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use alipay_notify::orders::{Order, OrderStatus};
 use alipay_sim::Faults;
+use alipay_test_support::html::form_action;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -82,16 +83,6 @@ impl PayFlow {
             self.app.verdicts(out_trade_no).await
         );
     }
-}
-
-/// The action of the form whose button has this id.
-fn form_action(page: &str, button: &str) -> String {
-    let at = page
-        .find(&format!("id=\"{button}\""))
-        .unwrap_or_else(|| panic!("no #{button} in {page}"));
-    let start = page[..at].rfind("action=\"").expect("a form") + 8;
-    let end = page[start..].find('"').unwrap();
-    page[start..start + end].replace("&amp;", "&")
 }
 
 async fn paying_at_the_cashier_marks_the_order_paid_and_returns_to_a_paid_page(db: Db) {

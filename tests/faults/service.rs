@@ -5,10 +5,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-use alipay_notify::alipay::keys::PrivateKey;
 
 pub const APP_ID: &str = "2021000000000001";
 pub const SELLER_ID: &str = "2088000000000001";
@@ -18,29 +15,8 @@ pub const API_TOKEN: &str = "faults-token-0123456789";
 /// a busy two-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct Keys {
-    /// The merchant's app key (signs page-pay requests; unused here but required).
-    pub app: PrivateKey,
-    /// Our stand-in for Alipay's key: the service trusts its public half.
-    pub alipay: PrivateKey,
-}
-
-/// Generated once per test binary: RSA key generation is slow.
-pub fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| Keys {
-        app: PrivateKey::generate(),
-        alipay: PrivateKey::generate(),
-    })
-}
-
-/// A port nobody listens on right now (the OS picks it; the listener is closed again).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
+pub use alipay_test_support::keys::keys;
+pub use alipay_test_support::net::free_port;
 
 /// HTTP client for loopback only: no proxy from the environment, bounded waits.
 pub fn client() -> reqwest::Client {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use alipay_notify::alipay::form::RawParams;
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
+use alipay_test_support::form::encode_every_byte;
 use serde_json::Value;
 
 pub fn vector_path(file: &str) -> PathBuf {
@@ -105,23 +106,12 @@ pub fn app_private_key() -> PrivateKey {
     PrivateKey::parse(&vector_text("app_private_pkcs8.pem")).expect("app PKCS#8 PEM")
 }
 
-/// Form-encodes every byte as `%XX`, so that parsing gives back exactly `pairs`' bytes.
-pub fn encode_every_byte<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
-    let escape = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("%{b:02X}")).collect() };
-    pairs
-        .into_iter()
-        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
-}
-
 /// The parameters of `raw`, re-encoded after `edit` has had its way with them.
 pub fn edited(raw: &RawParams, edit: impl FnOnce(&mut Vec<(Vec<u8>, Vec<u8>)>)) -> RawParams {
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
         raw.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
     edit(&mut pairs);
-    let body = encode_every_byte(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+    let body = encode_every_byte(&pairs);
     RawParams::parse(&body).expect("re-encoded parameters parse")
 }
 

@@ -188,7 +188,7 @@ async fn a_gbk_request_gets_a_gbk_notification_signed_over_its_gbk_bytes() {
         ("notify_url", notify_url.into_bytes()),
         ("biz_content", gbk(biz)),
     ];
-    let url = format!("{}?{}", env.sim.gateway_url(), signed_form(&params));
+    let url = format!("{}?{}", env.sim.gateway_url(), signed_request(&params));
 
     let page = env.get(&url).await;
     assert!(page.contains("中文茶叶"), "{page}");

@@ -1,7 +1,7 @@
 //! The harness: keys, a simulator with a receiver and a merchant client, and readers of what the
 //! gateway answers.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alipay_notify::alipay::callback::{self, Verified};
@@ -9,14 +9,16 @@ use alipay_notify::alipay::clock::format_beijing;
 use alipay_notify::alipay::form::RawParams;
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::alipay::pagepay::PagePay;
-use alipay_notify::alipay::sign::{sign_content, REQUEST_EXCLUDED};
+use alipay_notify::alipay::sign::REQUEST_EXCLUDED;
 use alipay_notify::alipay::{Alipay, AlipayConfig};
 use alipay_notify::money::Amount;
 use alipay_sim::{Faults, RegisteredApp, SimConfig, SimHandle, Simulator};
+use alipay_test_support::form::signed_form;
+pub use alipay_test_support::html::form_action;
+use alipay_test_support::keys::{copy_of, keys, public_of};
 use axum::http::header;
 use serde_json::Value;
 use time::OffsetDateTime;
-use url::form_urlencoded::byte_serialize;
 
 use crate::receiver::{spawn_receiver, Receiver};
 
@@ -24,19 +26,8 @@ pub const APP_ID: &str = "2021000000000001";
 pub const SELLER_ID: &str = "2088000000000001";
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// RSA key generation is slow in debug builds: one app key and one Alipay key per test binary.
-pub fn key_pems() -> &'static (String, String) {
-    static PEMS: OnceLock<(String, String)> = OnceLock::new();
-    PEMS.get_or_init(|| {
-        (
-            PrivateKey::generate().to_pkcs8_pem(),
-            PrivateKey::generate().to_pkcs8_pem(),
-        )
-    })
-}
-
 pub fn app_key() -> PrivateKey {
-    PrivateKey::parse(&key_pems().0).unwrap()
+    copy_of(&keys().app)
 }
 
 pub struct TestEnv {
@@ -67,8 +58,8 @@ impl Default for Options {
 }
 
 pub async fn spawn_with(options: Options) -> TestEnv {
-    let app_public = PublicKey::parse(&app_key().public_key_base64()).unwrap();
-    let mut config = SimConfig::new(PrivateKey::parse(&key_pems().1).unwrap())
+    let app_public = public_of(&keys().app);
+    let mut config = SimConfig::new(copy_of(&keys().alipay))
         .with_app(RegisteredApp::new(APP_ID, app_public, SELLER_ID));
     config.time_scale = options.time_scale;
     config.faults = options.faults;
@@ -155,7 +146,7 @@ impl TestEnv {
             ("biz_content", &biz.to_string()),
         ]
         .map(|(k, v)| (k, v.as_bytes().to_vec()));
-        let body = signed_form(&params);
+        let body = signed_request(&params);
         self.browser
             .post(self.sim.gateway_url())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -181,19 +172,9 @@ impl TestEnv {
 }
 
 /// Signs parameters (as bytes, in whatever charset) the request way and form-encodes them.
-pub fn signed_form(params: &[(&str, Vec<u8>)]) -> String {
-    let content = sign_content(
-        params.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())),
-        REQUEST_EXCLUDED,
-    );
-    let sign = app_key().sign(&content);
-    params
-        .iter()
-        .map(|(k, v)| (*k, v.as_slice()))
-        .chain([("sign", sign.as_bytes())])
-        .map(|(k, v)| format!("{k}={}", byte_serialize(v).collect::<String>()))
-        .collect::<Vec<_>>()
-        .join("&")
+pub fn signed_request(params: &[(&str, Vec<u8>)]) -> String {
+    let form = signed_form(params, &keys().app, REQUEST_EXCLUDED);
+    String::from_utf8(form).expect("an escaped form is ASCII")
 }
 
 /// `{"<key>":OBJECT,"sign":"SIGN"}` into the raw OBJECT text and the sign.
@@ -203,16 +184,6 @@ pub fn split_signed(body: &str) -> (&str, Option<&str>) {
         Some(at) => (&body[start..at], Some(&body[at + 9..body.len() - 2])),
         None => (&body[start..body.len() - 1], None),
     }
-}
-
-/// The action of the cashier form whose button has this id.
-pub fn form_action(page: &str, button: &str) -> String {
-    let button_at = page
-        .find(&format!("id=\"{button}\""))
-        .unwrap_or_else(|| panic!("no #{button} in {page}"));
-    let form_at = page[..button_at].rfind("action=\"").unwrap() + 8;
-    let end = page[form_at..].find('"').unwrap();
-    page[form_at..form_at + end].to_owned()
 }
 
 pub fn verified(body: &[u8], key: &PublicKey) -> Verified {
