@@ -49,7 +49,16 @@ where
             .map(|(k, v)| (k.as_ref().as_bytes(), v.as_ref())),
         excluded,
     );
-    let sign = key.sign(&content);
+    form_with_sign(params, &key.sign(&content))
+}
+
+/// Form-encodes `params` with `sign` appended last, escaping every byte that is not
+/// alphanumeric: for signatures made elsewhere (by openssl, say).
+pub fn form_with_sign<K, V>(params: &[(K, V)], sign: &str) -> Vec<u8>
+where
+    K: AsRef<str>,
+    V: AsRef<[u8]>,
+{
     params
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))

@@ -6,9 +6,11 @@
 //! - [`html`]: reading the simulator's cashier page.
 //! - [`webhooks`]: checking a delivery's Standard Webhooks signature as a receiver would.
 //! - [`net`]: loopback ports for child processes that must be told where to listen.
+//! - [`tools`]: the openssl CLI (and any required tool), for signatures made without our code.
 
 pub mod form;
 pub mod html;
 pub mod keys;
 pub mod net;
+pub mod tools;
 pub mod webhooks;

@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
+use alipay_notify::alipay::callback::{self, CallbackError};
+use alipay_notify::alipay::form::{FormError, RawParams};
 use alipay_notify::alipay::keys::PrivateKey;
-use alipay_notify::alipay::sign::CALLBACK_EXCLUDED;
+use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
 use alipay_notify::config::{DatabaseUrl, Settings};
 use alipay_notify::orders::{NewOrder, Order, OrderStore};
 use alipay_notify::startup::Application;
 use alipay_sim::{Faults, RegisteredApp, SimConfig, SimHandle, Simulator};
-use alipay_test_support::form::signed_form;
+use alipay_test_support::form::{form_with_sign, signed_form};
 pub use alipay_test_support::keys::keys;
 use alipay_test_support::keys::{copy_of, public_of};
+use alipay_test_support::tools::{openssl_sign, openssl_verifies, path_arg, run};
+use base64::Engine;
 use secrecy::SecretString;
 use sqlx::Connection;
 
@@ -205,6 +209,19 @@ impl TestApp {
             .expect("order exists")
     }
 
+    /// How many notifications `/metrics` counts with this verdict and reason.
+    pub async fn counted(&self, verdict: &str, reason: &str) -> u64 {
+        let metrics = self.client.get(self.url("/metrics")).send().await.unwrap();
+        let metrics = metrics.text().await.unwrap();
+        let series = format!(
+            "alipay_notify_notifications_total{{verdict=\"{verdict}\",reason=\"{reason}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .map_or(0, |count| count.parse().unwrap())
+    }
+
     /// Verdicts of the audit rows for an order, oldest first.
     pub async fn verdicts(&self, out_trade_no: &str) -> Vec<String> {
         let log = self.store.audit_log(out_trade_no).await.unwrap();
@@ -271,6 +288,59 @@ pub fn signed_body(params: &[(String, String)], key: &PrivateKey) -> String {
 /// Signed by Alipay's key: a genuine notification.
 pub fn genuine(params: &[(String, String)]) -> String {
     signed_body(params, &keys().alipay)
+}
+
+/// A genuine notification in `charset` whose `subject` is `bytes` that are not valid in it,
+/// signed over those raw bytes: only decoding can refuse it. Checked: it parses (no repeated
+/// key), and verifying it with Alipay's public key fails at decoding, not at the signature.
+pub fn genuine_undecodable(params: &[(String, String)], charset: &str, bytes: &[u8]) -> Vec<u8> {
+    let params: Vec<(String, Vec<u8>)> = with(params.to_vec(), "charset", charset)
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "subject" => (k, bytes.to_vec()),
+            _ => (k, v.into_bytes()),
+        })
+        .collect();
+    let body = signed_body_bytes(&params, &keys().alipay);
+    let raw = RawParams::parse(&body).expect("a signed body with no repeated key parses");
+    assert!(
+        matches!(
+            callback::verify(&raw, &public_of(&keys().alipay)),
+            Err(CallbackError::Form(FormError::Encoding(_)))
+        ),
+        "the signature must verify and the {charset} decoding fail"
+    );
+    body
+}
+
+/// `params` with `sign_type=RSA` and a genuine RSA-SHA1 signature made by the openssl CLI with
+/// Alipay's key over the sign string: what a downgrade would accept, so only refusing
+/// `sign_type=RSA` refuses it. Checked: openssl verifies it with SHA-1.
+pub fn downgraded_to_sha1(params: &[(String, String)]) -> String {
+    let params = with(params.to_vec(), "sign_type", "RSA");
+    let content = sign_content(
+        params.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        CALLBACK_EXCLUDED,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = (dir.path().join("key.pem"), dir.path().join("public.pem"));
+    std::fs::write(&private, keys().alipay.to_pkcs8_pem()).unwrap();
+    let args = [
+        "pkey",
+        "-in",
+        path_arg(&private),
+        "-pubout",
+        "-out",
+        path_arg(&public),
+    ];
+    assert!(
+        run("openssl", &args).status.success(),
+        "openssl pkey -pubout"
+    );
+    let signature = openssl_sign("sha1", &private, &content);
+    assert!(openssl_verifies("sha1", &public, &content, &signature));
+    let sign = base64::engine::general_purpose::STANDARD.encode(signature);
+    String::from_utf8(form_with_sign(&params, &sign)).unwrap()
 }
 
 /// A database of its own for one test: a SQLite file in a temp dir, or a fresh Postgres database

@@ -5,7 +5,6 @@
 //! The openssl and python3 binaries are required. A missing one fails the test with a message; it
 //! is never a reason to skip.
 
-mod tools;
 mod vectors;
 
 mod callbacks;

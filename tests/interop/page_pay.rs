@@ -7,11 +7,19 @@ use alipay_notify::alipay::keys::PrivateKey;
 use alipay_notify::alipay::pagepay::PagePay;
 use alipay_notify::alipay::{Alipay, AlipayConfig};
 use alipay_notify::money::Amount;
+use alipay_test_support::tools::{openssl_sign, openssl_verifies, path_arg, run};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::tools::*;
 use crate::vectors::*;
+
+fn decode_base64(signature: &str) -> Vec<u8> {
+    STANDARD
+        .decode(signature)
+        .unwrap_or_else(|e| panic!("not standard base64 ({e}): {signature:?}"))
+}
 
 const REQUEST_SIGN_STRING: &str = "app_id=2021000000000001&biz_content={\"out_trade_no\":\"T1\",\
 \"total_amount\":\"0.01\",\"subject\":\"中文 a+b 😀\",\"product_code\":\"FAST_INSTANT_TRADE_PAY\"}\
@@ -26,19 +34,20 @@ fn our_signature_verifies_with_openssl_and_equals_openssls_own() {
 
     let app_public = vector_path("app_public_spki.pem");
     assert!(
-        openssl_verifies(&app_public, content, &ours),
+        openssl_verifies("sha256", &app_public, content, &ours),
         "openssl rejects our signature"
     );
     // The helper must be able to say no: other content, or the wrong key.
-    assert!(!openssl_verifies(&app_public, b"app_id=2", &ours));
+    assert!(!openssl_verifies("sha256", &app_public, b"app_id=2", &ours));
     assert!(!openssl_verifies(
+        "sha256",
         &vector_path("alipay_public_spki.pem"),
         content,
         &ours
     ));
 
     // PKCS#1 v1.5 is deterministic: same key, same content, same bytes.
-    let theirs = openssl_sign(&vector_path("app_private_pkcs8.pem"), content);
+    let theirs = openssl_sign("sha256", &vector_path("app_private_pkcs8.pem"), content);
     assert_eq!(ours, theirs, "our signature differs from openssl's");
 }
 
@@ -138,7 +147,12 @@ fn page_pay_url_verifies_as_python_and_openssl_rebuild_it() {
     let content = std::fs::read(dir.path().join("content.txt")).unwrap();
     let signature = std::fs::read(dir.path().join("sig.bin")).unwrap();
     assert!(
-        openssl_verifies(&vector_path("app_public_spki.pem"), &content, &signature),
+        openssl_verifies(
+            "sha256",
+            &vector_path("app_public_spki.pem"),
+            &content,
+            &signature
+        ),
         "openssl rejects the page-pay signature over python's sign string:\n{}",
         String::from_utf8_lossy(&content)
     );

@@ -3,7 +3,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::tools::*;
+use alipay_test_support::tools::openssl_sign;
+
 use crate::vectors::*;
 
 /// A query response node as Alipay might format it: spacing, an escaped slash and a `\u` escape
@@ -11,7 +12,11 @@ use crate::vectors::*;
 const QUERY_NODE: &str = r#"{"code":"10000", "msg":"Success","buyer_logon_id":"abc***@example.com","trade_status":"TRADE_SUCCESS","out_trade_no":"T1","trade_no":"2026112822001","total_amount":"88.00","subject":"乌龙茶 a\/b \u4e2d","send_pay_date":"2026-11-28 23:10:04"}"#;
 
 fn openssl_signed_response(node: &str) -> String {
-    let signature = openssl_sign(&vector_path("alipay_private_pkcs8.pem"), node.as_bytes());
+    let signature = openssl_sign(
+        "sha256",
+        &vector_path("alipay_private_pkcs8.pem"),
+        node.as_bytes(),
+    );
     let sign = STANDARD.encode(signature);
     format!(r#"{{"alipay_trade_query_response":{node},"sign":"{sign}"}}"#)
 }
