@@ -272,11 +272,9 @@ async fn a_hanging_endpoint_times_out_and_is_retried(db: Db) {
 
 async fn an_endpoint_that_was_down_gets_the_event_once_it_is_up(db: Db) {
     let receiver = Receiver::new(&[]);
-    // An address where nothing listens yet.
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // An address where nothing listens yet: it must refuse connections until the receiver
+    // starts on it, so it cannot be a listener bound now (its backlog would accept them).
+    let address = alipay_test_support::net::free_address();
     let url = format!("http://{address}/hooks");
     let app = spawn_with(db, |s| {
         endpoint(s, &url, &receiver);

@@ -25,6 +25,9 @@ use crate::receiver::{spawn_receiver, Receiver};
 pub const APP_ID: &str = "2021000000000001";
 pub const SELLER_ID: &str = "2088000000000001";
 pub const WAIT: Duration = Duration::from_secs(10);
+/// How long no further attempt may arrive: longer than the retry that would come next in these
+/// tests (10 min scaled by 0.0001 is 60 ms).
+pub const QUIET: Duration = Duration::from_millis(300);
 
 pub fn app_key() -> PrivateKey {
     copy_of(&keys().app)
