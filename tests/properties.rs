@@ -13,12 +13,28 @@ use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::alipay::response::{self, ResponseError};
 use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED, REQUEST_EXCLUDED};
 use alipay_notify::money::{Amount, MAX_FEN};
+use alipay_test_support::form::{encode_every_byte, form_encode};
 use encoding_rs::Encoding;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Value};
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// `cases` cases per property. A failure is saved (shrunk) to a file kept in git, and every
+/// saved case runs first on later runs, here and in CI, so that it can be replayed and kept.
+fn config(cases: u32) -> ProptestConfig {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/proptest-regressions/properties.txt"
+    );
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(file))),
+        ..ProptestConfig::default()
+    }
+}
 
 /// One RSA-2048 pair for the whole file, playing Alipay's key.
 fn alipay_key() -> &'static (PrivateKey, PublicKey) {
@@ -50,28 +66,6 @@ fn expected_sign_content(pairs: &[(Vec<u8>, Vec<u8>)], excluded: &[&str]) -> Vec
         .map(|(k, v)| [&k[..], b"=", &v[..]].concat())
         .collect();
     joined.join(&b'&')
-}
-
-/// `%XX` for every byte of every key and value.
-fn encode_every_byte(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let escape = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("%{b:02X}")).collect() };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
-}
-
-/// The `application/x-www-form-urlencoded` serialiser browsers use (`+` for space).
-fn form_encode(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let encode = |bytes: &[u8]| url::form_urlencoded::byte_serialize(bytes).collect::<String>();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
 }
 
 fn pairs_of(raw: &RawParams) -> Pairs {
@@ -210,7 +204,7 @@ fn check_form_round_trip(data: &[u8]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn form_parsing_never_panics_and_round_trips(data in form_like_bytes()) {
@@ -250,7 +244,7 @@ fn sign_pairs() -> impl Strategy<Value = Pairs> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn sign_content_is_sorted_without_empty_values_or_excluded_keys(pairs in sign_pairs()) {
@@ -271,7 +265,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(config(64))]
 
     #[test]
     fn arbitrary_signatures_never_verify(
@@ -350,7 +344,7 @@ fn check_flip_fails(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(config(64))]
 
     #[test]
     fn signed_utf8_notifies_verify_and_any_flipped_byte_fails(
@@ -399,7 +393,7 @@ fn amount_texts() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(config(1024))]
 
     #[test]
     fn amount_parse_agrees_with_the_grammar_and_round_trips(text in amount_texts()) {
@@ -447,7 +441,7 @@ fn envelope(node: &str, sign: Option<&str>) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn arbitrary_text_is_never_a_verified_response(
@@ -464,7 +458,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(config(64))]
 
     #[test]
     fn signed_responses_verify_over_their_raw_text_and_edits_fail(

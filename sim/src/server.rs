@@ -230,6 +230,32 @@ impl SimHandle {
         self.attempts(out_trade_no)
     }
 
+    /// The trade's attempts once there are exactly `count` and no more arrive for `quiet`: an
+    /// attempt is recorded only after its reply is read, so a count read once may be one short,
+    /// and one more attempt after that would be a resend. Panics with what there is otherwise.
+    pub async fn settled_attempts(
+        &self,
+        out_trade_no: &str,
+        count: usize,
+        timeout: Duration,
+        quiet: Duration,
+    ) -> Vec<Attempt> {
+        let reached = self.wait_for_attempts(out_trade_no, count, timeout).await;
+        assert!(
+            reached.len() >= count,
+            "{out_trade_no}: {} attempts after {timeout:?}, not {count}: {reached:?}",
+            reached.len()
+        );
+        tokio::time::sleep(quiet).await;
+        let settled = self.attempts(out_trade_no);
+        assert_eq!(
+            settled.len(),
+            count,
+            "{out_trade_no}: {count} attempts expected, and no more: {settled:?}"
+        );
+        settled
+    }
+
     /// Stops accepting requests, cancels pending deliveries and timers, and waits for the server.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

@@ -6,12 +6,13 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alipay_notify::orders::{self, OrderStatus};
+use alipay_test_support::net::free_address;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -102,7 +103,7 @@ struct Demo {
 impl Demo {
     async fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
-        let addr = free_port();
+        let addr = free_address();
         let log = File::create(data.path().join("demo.log")).unwrap();
         let mut process = KillOnDrop(
             Command::new(env!("CARGO_BIN_EXE_alipay-demo"))
@@ -147,7 +148,7 @@ struct Browser {
 impl Browser {
     async fn start() -> Self {
         let profile = tempfile::tempdir().unwrap();
-        let addr = free_port();
+        let addr = free_address();
         let mut process = KillOnDrop(
             Command::new(CHROMEDRIVER)
                 .arg(format!("--port={}", addr.port()))
@@ -259,11 +260,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    listener.local_addr().unwrap()
 }
 
 /// Polls `url` until it answers 2xx, failing early if the process behind it has exited.

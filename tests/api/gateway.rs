@@ -95,10 +95,9 @@ async fn business_errors_are_not_retried_and_unverified_answers_are_not_data() {
 
 #[tokio::test]
 async fn unreachable_gateways_are_retried_then_reported() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port just released: connecting is refused. It cannot be a bound listener, whose
+    // backlog would accept the connection.
+    let closed = alipay_test_support::net::free_address();
     let url = format!("http://{closed}/gateway.do");
 
     let error = client().query(&alipay_at(&url), "T1").await.unwrap_err();

@@ -1,15 +1,21 @@
 //! `spawn_app()` and friends: the real service on port 0 over a fresh database, plus an Alipay
 //! key to sign notifications with, as Alipay would.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
+use alipay_notify::alipay::callback::{self, CallbackError};
+use alipay_notify::alipay::form::{FormError, RawParams};
+use alipay_notify::alipay::keys::PrivateKey;
 use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
 use alipay_notify::config::{DatabaseUrl, Settings};
 use alipay_notify::orders::{NewOrder, Order, OrderStore};
 use alipay_notify::startup::Application;
 use alipay_sim::{Faults, RegisteredApp, SimConfig, SimHandle, Simulator};
-use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
+use alipay_test_support::form::{form_with_sign, signed_form};
+pub use alipay_test_support::keys::keys;
+use alipay_test_support::keys::{copy_of, public_of};
+use alipay_test_support::tools::{openssl_sign, openssl_verifies, path_arg, run};
+use base64::Engine;
 use secrecy::SecretString;
 use sqlx::Connection;
 
@@ -38,23 +44,6 @@ macro_rules! on_both_databases {
             }
         }
     )*};
-}
-
-pub struct Keys {
-    pub app: PrivateKey,
-    pub alipay: PrivateKey,
-    /// A key Alipay never had: what a forger signs with.
-    pub forger: PrivateKey,
-}
-
-/// Generated once per test binary: RSA key generation is slow.
-pub fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| Keys {
-        app: PrivateKey::generate(),
-        alipay: PrivateKey::generate(),
-        forger: PrivateKey::generate(),
-    })
 }
 
 pub struct TestApp {
@@ -119,8 +108,8 @@ pub async fn spawn_paying(
     configure: impl FnOnce(&mut Settings),
 ) -> PayFlow {
     init_logs();
-    let alipay_key = PrivateKey::parse(&keys().alipay.to_pkcs8_pem()).unwrap();
-    let app_public = PublicKey::parse(&keys().app.public_key_base64()).unwrap();
+    let alipay_key = copy_of(&keys().alipay);
+    let app_public = public_of(&keys().app);
     let app = RegisteredApp::new(APP_ID, app_public, SELLER_ID);
     let mut config = SimConfig::new(alipay_key).with_app(app);
     config.time_scale = 0.0001;
@@ -220,6 +209,19 @@ impl TestApp {
             .expect("order exists")
     }
 
+    /// How many notifications `/metrics` counts with this verdict and reason.
+    pub async fn counted(&self, verdict: &str, reason: &str) -> u64 {
+        let metrics = self.client.get(self.url("/metrics")).send().await.unwrap();
+        let metrics = metrics.text().await.unwrap();
+        let series = format!(
+            "alipay_notify_notifications_total{{verdict=\"{verdict}\",reason=\"{reason}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .map_or(0, |count| count.parse().unwrap())
+    }
+
     /// Verdicts of the audit rows for an order, oldest first.
     pub async fn verdicts(&self, out_trade_no: &str) -> Vec<String> {
         let log = self.store.audit_log(out_trade_no).await.unwrap();
@@ -276,33 +278,69 @@ pub fn with(mut params: Vec<(String, String)>, key: &str, value: &str) -> Vec<(S
 /// Signs like Alipay (everything but sign and sign_type, sorted, empty dropped) with `key`, and
 /// encodes the form body; values are taken as bytes in whatever charset the caller chose.
 pub fn signed_body_bytes(params: &[(String, Vec<u8>)], key: &PrivateKey) -> Vec<u8> {
-    let content = sign_content(
-        params.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())),
-        CALLBACK_EXCLUDED,
-    );
-    let sign = key.sign(&content);
-    let mut pairs: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v, NON_ALPHANUMERIC)))
-        .collect();
-    pairs.push(format!(
-        "sign={}",
-        percent_encode(sign.as_bytes(), NON_ALPHANUMERIC)
-    ));
-    pairs.join("&").into_bytes()
+    signed_form(params, key, CALLBACK_EXCLUDED)
 }
 
 pub fn signed_body(params: &[(String, String)], key: &PrivateKey) -> String {
-    let bytes: Vec<(String, Vec<u8>)> = params
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-        .collect();
-    String::from_utf8(signed_body_bytes(&bytes, key)).unwrap()
+    String::from_utf8(signed_form(params, key, CALLBACK_EXCLUDED)).unwrap()
 }
 
 /// Signed by Alipay's key: a genuine notification.
 pub fn genuine(params: &[(String, String)]) -> String {
     signed_body(params, &keys().alipay)
+}
+
+/// A genuine notification in `charset` whose `subject` is `bytes` that are not valid in it,
+/// signed over those raw bytes: only decoding can refuse it. Checked: it parses (no repeated
+/// key), and verifying it with Alipay's public key fails at decoding, not at the signature.
+pub fn genuine_undecodable(params: &[(String, String)], charset: &str, bytes: &[u8]) -> Vec<u8> {
+    let params: Vec<(String, Vec<u8>)> = with(params.to_vec(), "charset", charset)
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "subject" => (k, bytes.to_vec()),
+            _ => (k, v.into_bytes()),
+        })
+        .collect();
+    let body = signed_body_bytes(&params, &keys().alipay);
+    let raw = RawParams::parse(&body).expect("a signed body with no repeated key parses");
+    assert!(
+        matches!(
+            callback::verify(&raw, &public_of(&keys().alipay)),
+            Err(CallbackError::Form(FormError::Encoding(_)))
+        ),
+        "the signature must verify and the {charset} decoding fail"
+    );
+    body
+}
+
+/// `params` with `sign_type=RSA` and a genuine RSA-SHA1 signature made by the openssl CLI with
+/// Alipay's key over the sign string: what a downgrade would accept, so only refusing
+/// `sign_type=RSA` refuses it. Checked: openssl verifies it with SHA-1.
+pub fn downgraded_to_sha1(params: &[(String, String)]) -> String {
+    let params = with(params.to_vec(), "sign_type", "RSA");
+    let content = sign_content(
+        params.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        CALLBACK_EXCLUDED,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = (dir.path().join("key.pem"), dir.path().join("public.pem"));
+    std::fs::write(&private, keys().alipay.to_pkcs8_pem()).unwrap();
+    let args = [
+        "pkey",
+        "-in",
+        path_arg(&private),
+        "-pubout",
+        "-out",
+        path_arg(&public),
+    ];
+    assert!(
+        run("openssl", &args).status.success(),
+        "openssl pkey -pubout"
+    );
+    let signature = openssl_sign("sha1", &private, &content);
+    assert!(openssl_verifies("sha1", &public, &content, &signature));
+    let sign = base64::engine::general_purpose::STANDARD.encode(signature);
+    String::from_utf8(form_with_sign(&params, &sign)).unwrap()
 }
 
 /// A database of its own for one test: a SQLite file in a temp dir, or a fresh Postgres database

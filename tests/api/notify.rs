@@ -84,14 +84,12 @@ async fn forged_or_tampered_notify_changes_nothing(db: Db) {
     let params = trade_success("T1004", "100.00");
     let tampered = genuine(&params).replace("total_amount=100%2E00", "total_amount=1%2E00");
     assert!(tampered.contains("total_amount=1%2E00"));
-    let downgraded = genuine(&params).replace("sign_type=RSA2", "sign_type=RSA");
     let unsigned = genuine(&params).split("&sign=").next().unwrap().to_owned();
 
     for body in [
         signed_body(&params, &keys().forger),
         signed_body(&params, &keys().app),
         tampered,
-        downgraded,
         unsigned.clone(),
         format!("{unsigned}&sign="),
         format!("{unsigned}&sign=bm90IGEgc2lnbmF0dXJl"),
@@ -100,6 +98,10 @@ async fn forged_or_tampered_notify_changes_nothing(db: Db) {
         let (status, reply) = app.notify(body.clone()).await;
         assert_eq!((status, reply.as_str()), (400, "fail"), "{body}");
     }
+    // Valid RSA-SHA1 under sign_type=RSA: refused for its sign_type, never verified as SHA-1.
+    let downgraded = downgraded_to_sha1(&params);
+    assert_eq!(app.notify(downgraded).await, (400, "fail".into()));
+    assert_eq!(app.counted("rejected", "sign_type").await, 1);
     assert_eq!(app.order("T1004").await.status, OrderStatus::Pending);
     assert!(
         app.verdicts("T1004").await.is_empty(),
@@ -119,10 +121,9 @@ async fn malformed_bodies_are_refused_with_4xx_fail(db: Db) {
         "parameter pollution"
     );
     assert_eq!(app.notify("a=%zz").await, (400, "fail".into()));
-    let invalid_utf8 = with(trade_success("T1005", "5.00"), "subject", "x");
-    let mut bytes = genuine(&invalid_utf8).into_bytes();
-    bytes.extend_from_slice(b"&body=%FF%FE");
-    assert_eq!(app.notify(bytes).await.0, 400);
+    let invalid_utf8 = genuine_undecodable(&trade_success("T1005", "5.00"), "utf-8", b"\xFF\xFE");
+    assert_eq!(app.notify(invalid_utf8).await, (400, "fail".into()));
+    assert_eq!(app.counted("rejected", "bad_signature").await, 0);
 
     let json = app
         .client

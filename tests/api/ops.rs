@@ -1,7 +1,10 @@
 //! What ops see: Prometheus metrics, request ids, and logs that never carry a secret.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::Duration;
+
+use alipay_test_support::net::{address_was_taken, free_port};
 
 use crate::helpers::*;
 
@@ -37,32 +40,12 @@ async fn metrics_count_verdicts_reasons_and_transitions() {
 #[tokio::test]
 async fn no_secret_reaches_the_logs_of_a_full_flow() {
     let database = TestDatabase::create(Db::Sqlite).await;
-    let port = free_port();
     let private_pem = keys().app.to_pkcs8_pem();
     // A file, not a pipe: trace logs would fill a pipe and block the service.
     let log_dir = tempfile::tempdir().unwrap();
     let log_path = log_dir.path().join("service.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alipay-notify"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", &database.url)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("ALIPAY_APP_ID", APP_ID)
-        .env("ALIPAY_SELLER_ID", SELLER_ID)
-        .env("ALIPAY_APP_PRIVATE_KEY", &private_pem)
-        .env("ALIPAY_PUBLIC_KEY", keys().alipay.public_key_base64())
-        .env("API_TOKEN", API_TOKEN)
-        .env("RECONCILE_INTERVAL_SECONDS", "0")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "trace")
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = serve_logging_to(&database.url, &log_path).await;
     let client = reqwest::Client::new();
-    wait_until_up(&client, &base).await;
 
     let created = client
         .post(format!("{base}/api/orders"))
@@ -127,18 +110,54 @@ async fn no_secret_reaches_the_logs_of_a_full_flow() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `serve` on a free port with trace JSON logs to `log_path`; its base URL. It must be told a
+/// port, which may be taken before it binds it: then it is started again on another.
+async fn serve_logging_to(database_url: &str, log_path: &Path) -> (Child, String) {
+    for _ in 0..5 {
+        let port = free_port();
+        let log_file = std::fs::File::create(log_path).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_alipay-notify"))
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("ALIPAY_APP_ID", APP_ID)
+            .env("ALIPAY_SELLER_ID", SELLER_ID)
+            .env("ALIPAY_APP_PRIVATE_KEY", keys().app.to_pkcs8_pem())
+            .env("ALIPAY_PUBLIC_KEY", keys().alipay.public_key_base64())
+            .env("API_TOKEN", API_TOKEN)
+            .env("RECONCILE_INTERVAL_SECONDS", "0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "trace")
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        if wait_until_up(&mut child, &base, log_path).await {
+            return (child, base);
+        }
+        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        assert!(address_was_taken(&log), "the service did not start:\n{log}");
+    }
+    panic!("five ports in a row were taken before the service could bind them");
 }
 
-async fn wait_until_up(client: &reqwest::Client, base: &str) {
+/// True once `/healthz` at `base` answers and the log says this child is listening (another
+/// process might hold the port); false if the child exits first.
+async fn wait_until_up(child: &mut Child, base: &str, log_path: &Path) -> bool {
+    // Bounded: whatever took the port may accept connections and never answer.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return;
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let listening = || std::fs::read_to_string(log_path).is_ok_and(|l| l.contains("listening"));
+        if client.get(format!("{base}/healthz")).send().await.is_ok() && listening() {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

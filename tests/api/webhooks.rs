@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use alipay_notify::config::{EndpointSettings, Settings};
 use alipay_notify::webhooks::WebhookSecret;
+use alipay_test_support::webhooks;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -104,22 +105,11 @@ impl Receiver {
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let secret = WebhookSecret::parse(&receiver.secret).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let verified = secret
-        .verify(
-            header("webhook-id"),
-            header("webhook-timestamp"),
-            header("webhook-signature"),
-            &body,
-            now,
-        )
-        .is_ok();
+    let checked = webhooks::check(&receiver.secret, &headers, &body);
     receiver.received.lock().unwrap().push(Received {
-        id: header("webhook-id").unwrap_or_default().to_owned(),
+        id: checked.id,
         body: String::from_utf8_lossy(&body).into_owned(),
-        verified,
+        verified: checked.verified,
         at: Instant::now(),
     });
     let answer = receiver
@@ -282,11 +272,9 @@ async fn a_hanging_endpoint_times_out_and_is_retried(db: Db) {
 
 async fn an_endpoint_that_was_down_gets_the_event_once_it_is_up(db: Db) {
     let receiver = Receiver::new(&[]);
-    // An address where nothing listens yet.
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // An address where nothing listens yet: it must refuse connections until the receiver
+    // starts on it, so it cannot be a listener bound now (its backlog would accept them).
+    let address = alipay_test_support::net::free_address();
     let url = format!("http://{address}/hooks");
     let app = spawn_with(db, |s| {
         endpoint(s, &url, &receiver);

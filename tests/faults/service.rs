@@ -5,10 +5,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-use alipay_notify::alipay::keys::PrivateKey;
 
 pub const APP_ID: &str = "2021000000000001";
 pub const SELLER_ID: &str = "2088000000000001";
@@ -18,29 +15,9 @@ pub const API_TOKEN: &str = "faults-token-0123456789";
 /// a busy two-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct Keys {
-    /// The merchant's app key (signs page-pay requests; unused here but required).
-    pub app: PrivateKey,
-    /// Our stand-in for Alipay's key: the service trusts its public half.
-    pub alipay: PrivateKey,
-}
-
-/// Generated once per test binary: RSA key generation is slow.
-pub fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| Keys {
-        app: PrivateKey::generate(),
-        alipay: PrivateKey::generate(),
-    })
-}
-
-/// A port nobody listens on right now (the OS picks it; the listener is closed again).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
+pub use alipay_test_support::keys::keys;
+use alipay_test_support::net::address_was_taken;
+pub use alipay_test_support::net::free_port;
 
 /// HTTP client for loopback only: no proxy from the environment, bounded waits.
 pub fn client() -> reqwest::Client {
@@ -82,10 +59,20 @@ impl Service {
         Self::start_with(database_url, Options::default()).await
     }
 
+    /// The port is picked before the child binds it (it must be told one), so it may be taken
+    /// in between: the child then exits saying so, and is started again on another port.
     pub async fn start_with(database_url: &str, options: Options) -> Self {
-        let service = Self::spawn(database_url, options);
-        service.wait_healthy().await;
-        service
+        for _ in 0..5 {
+            let mut service = Self::spawn(database_url, options.clone());
+            match service.wait_healthy().await {
+                Ok(()) => return service,
+                Err(log) if address_was_taken(&log) => continue,
+                Err(log) => {
+                    panic!("service did not answer /healthz within {START_TIMEOUT:?}:\n{log}")
+                }
+            }
+        }
+        panic!("five ports in a row were taken before the service could bind them");
     }
 
     fn spawn(database_url: &str, options: Options) -> Self {
@@ -136,21 +123,24 @@ impl Service {
         }
     }
 
-    async fn wait_healthy(&self) {
+    /// Waits until this child (its log says it is listening; another process might hold the
+    /// port) answers `/healthz`. The tail of its log if it exits or does not answer in time.
+    async fn wait_healthy(&mut self) -> Result<(), String> {
         let client = client();
         let started = Instant::now();
         while started.elapsed() < START_TIMEOUT {
+            if self.exited().is_some() {
+                return Err(self.log_tail(40));
+            }
             if let Ok(response) = client.get(self.url("/healthz")).send().await {
-                if response.status().is_success() {
-                    return;
+                let ours = self.log_tail(usize::MAX).contains("listening");
+                if response.status().is_success() && ours {
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "service did not answer /healthz within {START_TIMEOUT:?}:\n{}",
-            self.log_tail(40)
-        );
+        Err(self.log_tail(40))
     }
 
     pub fn base(&self) -> String {

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
+use alipay_notify::alipay::sign::CALLBACK_EXCLUDED;
+use alipay_test_support::form::signed_form;
 use futures::stream::{self, StreamExt};
-use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
 
 use crate::service::{keys, API_TOKEN, APP_ID, SELLER_ID};
 
@@ -94,22 +94,12 @@ pub fn notification(no: &str) -> Delivery {
         ("gmt_create", "2026-11-28 23:09:50".into()),
         ("gmt_payment", "2026-11-28 23:10:04".into()),
     ];
-    let content = sign_content(
-        params.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
-        CALLBACK_EXCLUDED,
-    );
-    let sign = keys().alipay.sign(&content);
-    let mut pairs: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v.as_bytes(), NON_ALPHANUMERIC)))
-        .collect();
-    pairs.push(format!(
-        "sign={}",
-        percent_encode(sign.as_bytes(), NON_ALPHANUMERIC)
-    ));
+    let body = signed_form(&params, &keys().alipay, CALLBACK_EXCLUDED);
     Delivery {
         no: no.to_owned(),
-        body: pairs.join("&").into(),
+        body: String::from_utf8(body)
+            .expect("an escaped form is ASCII")
+            .into(),
     }
 }
 

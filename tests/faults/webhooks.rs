@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alipay_notify::webhooks::WebhookSecret;
+use alipay_test_support::webhooks;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -65,36 +66,23 @@ impl Receiver {
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let secret = WebhookSecret::parse(&receiver.secret).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let verified = secret
-        .verify(
-            header("webhook-id"),
-            header("webhook-timestamp"),
-            header("webhook-signature"),
-            &body,
-            now,
-        )
-        .is_ok();
-    let id = header("webhook-id").unwrap_or_default().to_owned();
+    let checked = webhooks::check(&receiver.secret, &headers, &body);
     let hold = Duration::from_millis(receiver.hold_ms.load(Ordering::SeqCst));
     let in_time = hold < alipay_notify::webhooks::dispatch::TIMEOUT;
     receiver
         .received
         .lock()
         .unwrap()
-        .push((id, verified, in_time));
+        .push((checked.id, checked.verified, in_time));
     tokio::time::sleep(hold).await;
     StatusCode::OK
 }
 
-/// An address where nothing listens yet.
+/// An address where nothing listens yet: the receiver starts on it later, so the service
+/// first finds it refusing connections. It cannot be a bound listener (connections would queue
+/// in its backlog instead of being refused).
 fn reserved_address() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    alipay_test_support::net::free_address()
 }
 
 /// Options for a service delivering to `address`, retrying every 200 ms.
