@@ -21,8 +21,8 @@ use super::model::{
     PaymentEvent, Refund, Verdict,
 };
 use super::outbox::{
-    outbox_statements, Attempt, AttemptRecord, AttemptRow, Backlog, Claimed, ClaimedRow, Delivery,
-    DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
+    due_deliveries, outbox_statements, Attempt, AttemptRecord, AttemptRow, Backlog, Claimed,
+    ClaimedRow, Delivery, DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::repository::*;
@@ -357,21 +357,16 @@ impl EventStore for PgStore {
     }
 }
 
-/// Leases due deliveries to one endpoint, each the oldest pending one of its order there. The
-/// oldest-per-order test is a scalar subquery, which Postgres runs per candidate through the
-/// order index; written as `not exists`, a fresh table without statistics got a plan quadratic in
-/// the backlog (13 s for 3,000 pending deliveries).
-const CLAIM_DELIVERIES: &str = "with due as ( \
-       select d1.event_id, d1.endpoint from webhook_delivery d1 \
-       where d1.endpoint = $1 and d1.status = 'pending' and d1.next_attempt_at <= $2 \
-         and (d1.lease_until is null or d1.lease_until <= $2) \
-         and (d1.out_trade_no is null or d1.event_seq = (select min(d2.event_seq) \
-           from webhook_delivery d2 where d2.endpoint = $1 and d2.status = 'pending' \
-             and d2.out_trade_no = d1.out_trade_no)) \
-       order by d1.event_seq limit $4 for update of d1 skip locked) \
+/// Leases due deliveries to one endpoint (see `due_deliveries`), skipping those another instance
+/// is leasing at this moment.
+const CLAIM_DELIVERIES: &str = concat!(
+    "with due as (",
+    due_deliveries!(),
+    " for update of d1 skip locked) \
      update webhook_delivery as d set lease_until = $3 from due join event as e on e.id = due.event_id \
      where d.event_id = due.event_id and d.endpoint = due.endpoint \
-     returning d.event_id, d.endpoint, e.payload, cast(d.attempts as bigint) as attempts";
+     returning d.event_id, d.endpoint, e.payload, cast(d.attempts as bigint) as attempts"
+);
 
 /// Records a round's attempts and what becomes of their deliveries, in one statement.
 const RECORD_ATTEMPTS: &str = "with a as ( \

@@ -27,8 +27,8 @@ use super::model::{
     PaymentEvent, Refund, Verdict,
 };
 use super::outbox::{
-    outbox_statements, Attempt, AttemptRecord, AttemptRow, Backlog, Claimed, ClaimedRow, Delivery,
-    DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
+    due_deliveries, outbox_statements, Attempt, AttemptRecord, AttemptRow, Backlog, Claimed,
+    ClaimedRow, Delivery, DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::repository::*;
@@ -416,21 +416,16 @@ const WRITE_AND_COMMIT: &str = "update payment_order set status = c.value ->> 1,
 /// second delivery (at least once). Each sets FULL again before it ends (and the connection is
 /// closed should an error stop it first).
 ///
-/// Leases due deliveries to one endpoint, each the oldest pending one of its order there
-/// (`RETURNING` may read the event through a subquery, not through a join).
-const CLAIM_DELIVERIES: &str = "pragma synchronous = normal; \
-     update webhook_delivery set lease_until = $3 \
-     where (event_id, endpoint) in ( \
-       select d1.event_id, d1.endpoint from webhook_delivery d1 \
-       where d1.endpoint = $1 and d1.status = 'pending' and d1.next_attempt_at <= $2 \
-         and (d1.lease_until is null or d1.lease_until <= $2) \
-         and (d1.out_trade_no is null or d1.event_seq = (select min(d2.event_seq) \
-           from webhook_delivery d2 where d2.endpoint = $1 and d2.status = 'pending' \
-             and d2.out_trade_no = d1.out_trade_no)) \
-       order by d1.event_seq limit $4) \
-     returning event_id, endpoint, \
+/// Leases due deliveries to one endpoint (see `due_deliveries`; `RETURNING` may read the event
+/// through a subquery, not through a join).
+const CLAIM_DELIVERIES: &str = concat!(
+    "pragma synchronous = normal; \
+     update webhook_delivery set lease_until = $3 where (event_id, endpoint) in (",
+    due_deliveries!(),
+    ") returning event_id, endpoint, \
        (select payload from event where event.id = webhook_delivery.event_id) as payload, attempts; \
-     pragma synchronous = full";
+     pragma synchronous = full"
+);
 
 /// Records a round's attempts (one JSON array each, in `$1`) and what becomes of their
 /// deliveries, transaction included.
