@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod keys;
 pub mod notification;
 pub mod pagepay;
+pub mod product;
 pub mod response;
 pub mod sign;
 
