@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::alipay::keys::{KeyError, PrivateKey, PublicKey};
+use crate::alipay::product::Product;
 use crate::alipay::{Alipay, AlipayConfig};
 
 /// The defaults, as shipped in the repository's `config/default.toml`.
@@ -78,6 +79,10 @@ pub struct CheckoutSettings {
     pub open: bool,
     /// How long a buyer has to pay (`time_expire`).
     pub order_expiry_minutes: u32,
+    /// The products orders may use, comma-separated (`page,wap,qr,app`).
+    pub enabled_products: String,
+    /// Where the phone cashier's "back" goes; default the service's own front page.
+    pub quit_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,7 +182,7 @@ pub(crate) enum Kind {
 }
 
 /// Every environment variable, the setting it sets, and how its value is read.
-pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 24] = [
+pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 26] = [
     ("DATABASE_URL", "database.url", Kind::Text),
     (
         "DATABASE_MAX_CONNECTIONS",
@@ -232,6 +237,8 @@ pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 24] = [
         "checkout.order_expiry_minutes",
         Kind::Parsed,
     ),
+    ("ENABLED_PRODUCTS", "checkout.enabled_products", Kind::Text),
+    ("QUIT_URL", "checkout.quit_url", Kind::Text),
     ("API_TOKEN", "api.token", Kind::Text),
     (
         "RECONCILE_INTERVAL_SECONDS",
@@ -270,6 +277,10 @@ pub enum ConfigError {
         setting: &'static str,
         source: KeyError,
     },
+    #[error(
+        "ENABLED_PRODUCTS must list one or more of page, wap, qr, app (comma-separated), not {0:?}"
+    )]
+    Products(String),
     #[error("{setting} is not a valid URL")]
     InvalidUrl {
         setting: &'static str,
@@ -308,6 +319,47 @@ impl Settings {
         Figment::from(Toml::string(DEFAULTS))
             .extract()
             .expect("config/default.toml is valid")
+    }
+
+    /// The enabled products, in the order configured, each once.
+    pub fn products(&self) -> Result<Vec<Product>, ConfigError> {
+        let text = &self.checkout.enabled_products;
+        let mut products = Vec::new();
+        for name in text.split(',').map(str::trim) {
+            let product =
+                Product::parse(name).ok_or_else(|| ConfigError::Products(text.clone()))?;
+            if !products.contains(&product) {
+                products.push(product);
+            }
+        }
+        Ok(products)
+    }
+
+    /// The external base URL, checked.
+    pub fn public_url(&self) -> Result<url::Url, ConfigError> {
+        url::Url::parse(&self.http.public_url).map_err(|source| ConfigError::InvalidUrl {
+            setting: "PUBLIC_URL",
+            source,
+        })
+    }
+
+    /// Where the phone cashier's "back" goes: QUIT_URL, or the service's front page.
+    pub fn quit_url(&self) -> Result<String, ConfigError> {
+        match self.checkout.quit_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(given) => {
+                url::Url::parse(given)
+                    .map(String::from)
+                    .map_err(|source| ConfigError::InvalidUrl {
+                        setting: "QUIT_URL",
+                        source,
+                    })
+            }
+            None => Ok(self
+                .public_url()?
+                .join("/")
+                .map(String::from)
+                .unwrap_or_default()),
+        }
     }
 
     /// The merchant's Alipay integration, with both keys parsed and checked.

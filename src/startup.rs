@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
 use crate::http::server::{self, Limits};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Checkout};
 use crate::metrics::Metrics;
 use crate::orders::{self, OrderStore};
 use crate::reconcile::{Reconciler, Schedule};
@@ -38,6 +38,13 @@ impl Application {
     /// As `build`, on a listener bound beforehand (when PUBLIC_URL must name its port).
     pub async fn build_on(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let alipay = settings.alipay()?;
+        let checkout = Arc::new(Checkout {
+            open: settings.checkout.open,
+            order_expiry: time::Duration::minutes(settings.checkout.order_expiry_minutes.into()),
+            products: settings.products()?,
+            public_url: settings.public_url()?,
+            quit_url: settings.quit_url()?,
+        });
         let endpoints = webhooks::endpoint::endpoints(&settings.webhooks)?;
         let retry_schedule = RetrySchedule::parse(&settings.webhooks.retry_schedule)?;
         let store = orders::connect(
@@ -60,8 +67,7 @@ impl Application {
             store,
             alipay: Arc::new(alipay),
             api_token: api_token as Option<Arc<SecretString>>,
-            checkout_open: settings.checkout.open,
-            order_expiry: time::Duration::minutes(settings.checkout.order_expiry_minutes.into()),
+            checkout,
             gateway: Arc::new(GatewayClient::new(RetryPolicy::default())),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),

@@ -10,7 +10,7 @@ use alipay_notify::alipay::callback;
 use alipay_notify::alipay::form::RawParams;
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::alipay::notification::Notification;
-use alipay_notify::alipay::pagepay::PagePay;
+use alipay_notify::alipay::pay::PayOrder;
 use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED, REQUEST_EXCLUDED};
 use alipay_notify::alipay::{Alipay, AlipayConfig};
 use alipay_notify::money::Amount;
@@ -109,7 +109,7 @@ fn page_pay(c: &mut Criterion) {
     let signing_key = PrivateKey::parse(&key.ours.to_pkcs8_pem()).expect("private key");
     let alipay = Alipay::new(config, signing_key, public);
     let now = OffsetDateTime::now_utc();
-    let request = PagePay {
+    let request = PayOrder {
         out_trade_no: "BENCH0000abcdN0001234",
         total_amount: Amount::parse("128.80").expect("amount"),
         subject: "乌龙茶 Oolong tea 250g",

@@ -7,7 +7,7 @@ pub mod form;
 pub mod gateway;
 pub mod keys;
 pub mod notification;
-pub mod pagepay;
+pub mod pay;
 pub mod product;
 pub mod response;
 pub mod sign;

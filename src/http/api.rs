@@ -11,8 +11,10 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use super::paylink::pay_order;
 use super::{ApiError, AppState};
-use crate::orders::input::{valid_out_trade_no, OrderRequest};
+use crate::alipay::product::Product;
+use crate::orders::input::{choose_product, valid_out_trade_no, OrderRequest};
 use crate::orders::{Created, Order, OrderDocument, OrderStatus};
 use crate::refunds::{self, RefundRequest};
 
@@ -23,13 +25,41 @@ pub fn router() -> Router<AppState> {
         .route("/api/orders/{out_trade_no}/refunds", post(create_refund))
 }
 
+/// A created order with what its product needs to be paid, while it can still be paid: the pay
+/// link (page, wap, qr) to send the buyer to, or the order string (app) for the merchant's app.
 #[derive(Serialize)]
-struct OrderWithPayUrl {
+struct CreatedOrder {
     #[serde(flatten)]
     order: Order,
-    /// Present while the order can still be paid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pay_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_string: Option<String>,
+}
+
+impl CreatedOrder {
+    fn new(state: &AppState, order: Order) -> Self {
+        let (mut pay_url, mut order_string) = (None, None);
+        if order.status == OrderStatus::Pending {
+            match order.product {
+                // Signed now, for the app to use now; an app asks again for a fresh one.
+                Product::App => {
+                    let request = pay_order(&order);
+                    order_string = Some(
+                        state
+                            .alipay
+                            .app_order_string(&request, OffsetDateTime::now_utc()),
+                    );
+                }
+                _ => pay_url = Some(state.checkout.pay_link(&order.out_trade_no)),
+            }
+        }
+        Self {
+            order,
+            pay_url,
+            order_string,
+        }
+    }
 }
 
 /// An order with its refunds, as `GET /api/orders/{out_trade_no}` shows it (and events carry it).
@@ -72,25 +102,34 @@ impl FromRequestParts<AppState> for Authorized {
     }
 }
 
+/// Creates an order, or answers the existing one for a repeated request (200), so a merchant may
+/// retry safely. The same number with another subject, amount or product is a conflict.
 async fn create_order(
     _: Authorized,
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<(StatusCode, Json<OrderWithPayUrl>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedOrder>), ApiError> {
     let request: OrderRequest = json(&body)?;
-    let new = request.validate(OffsetDateTime::now_utc(), state.order_expiry)?;
+    let checkout = &state.checkout;
+    let product = choose_product(
+        request.product.as_deref(),
+        Product::Page,
+        &checkout.products,
+    )?;
+    let new = request.validate(product, OffsetDateTime::now_utc(), checkout.order_expiry)?;
     let (status, order) = match state.store.create_order(&new).await? {
         Created::New(order) => (StatusCode::CREATED, order),
         Created::Existing(order)
-            if order.subject == new.subject && order.total_amount == new.total_amount =>
+            if order.subject == new.subject
+                && order.total_amount == new.total_amount
+                && order.product == new.product =>
         {
             (StatusCode::OK, order)
         }
         Created::Existing(_) => return Err(ApiError::OrderConflict(new.out_trade_no)),
     };
-    tracing::info!(out_trade_no = %order.out_trade_no, created = status == StatusCode::CREATED, "order");
-    let pay_url = (order.status == OrderStatus::Pending).then(|| state.pay_url(&order));
-    Ok((status, Json(OrderWithPayUrl { order, pay_url })))
+    tracing::info!(out_trade_no = %order.out_trade_no, product = %order.product, created = status == StatusCode::CREATED, "order");
+    Ok((status, Json(CreatedOrder::new(&state, order))))
 }
 
 async fn show_order(

@@ -3,17 +3,19 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use time::OffsetDateTime;
 
+use super::paylink::start_payment;
 use super::{pages, AppState, PageError};
 use crate::alipay::form::RawParams;
+use crate::alipay::product::Product;
 use crate::money::Amount;
 use crate::orders::events::EventType;
-use crate::orders::input::{valid_out_trade_no, InputError, OrderRequest};
+use crate::orders::input::{choose_product, valid_out_trade_no, InputError, OrderRequest};
 use crate::orders::{Created, Order, OrderStatus};
 
 pub fn router() -> Router<AppState> {
@@ -24,7 +26,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn shop(State(state): State<AppState>) -> Html<String> {
-    Html(pages::shop(state.checkout_open).into_string())
+    Html(pages::shop(&state.checkout).into_string())
 }
 
 #[derive(Debug)]
@@ -32,6 +34,7 @@ struct CheckoutForm {
     out_trade_no: Option<String>,
     subject: Option<String>,
     total_amount: Option<String>,
+    product: Option<String>,
 }
 
 impl CheckoutForm {
@@ -49,13 +52,37 @@ impl CheckoutForm {
             out_trade_no: field("out_trade_no"),
             subject: field("subject"),
             total_amount: field("total_amount"),
+            product: field("product"),
         })
     }
 }
 
-/// Sends the browser to the gateway. The price of an existing order comes from the database; a
-/// new order from a form is accepted only when checkout is open.
-async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, PageError> {
+/// A phone's browser, by the User-Agent tokens every phone browser sends (and tablets mostly
+/// don't): such a buyer gets the phone cashier unless the form chose a product.
+fn is_phone(headers: &HeaderMap) -> bool {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    [
+        "Mobile",
+        "Android",
+        "iPhone",
+        "AlipayClient",
+        "MicroMessenger",
+    ]
+    .iter()
+    .any(|token| agent.contains(token))
+}
+
+/// Sends the browser on to pay: to the gateway (page, wap) or to the QR page (qr). The price of an
+/// existing order comes from the database; a new order from a form is accepted only when checkout
+/// is open. App orders are made through the API: a browser cannot pay them.
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = CheckoutForm::parse(&body)?;
     let existing = match form.out_trade_no.as_deref().filter(|s| !s.is_empty()) {
         Some(no) if !valid_out_trade_no(no) => return Err(InputError::OutTradeNo.into()),
@@ -64,15 +91,33 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, 
     };
     let order = match existing {
         Some(order) => payable(order, form.total_amount.as_deref())?,
-        None if !state.checkout_open => return Err(PageError::CheckoutClosed),
+        None if !state.checkout.open => return Err(PageError::CheckoutClosed),
         None => {
+            let fallback = if is_phone(&headers) {
+                Product::Wap
+            } else {
+                Product::Page
+            };
+            let in_browser: Vec<Product> = state
+                .checkout
+                .products
+                .iter()
+                .copied()
+                .filter(|p| *p != Product::App)
+                .collect();
+            let product = choose_product(form.product.as_deref(), fallback, &in_browser)?;
             let request = OrderRequest {
                 out_trade_no: form.out_trade_no,
                 subject: form.subject.unwrap_or_default(),
                 total_amount: form.total_amount.unwrap_or_default(),
                 body: None,
+                product: None,
             };
-            let new = request.validate(OffsetDateTime::now_utc(), state.order_expiry)?;
+            let new = request.validate(
+                product,
+                OffsetDateTime::now_utc(),
+                state.checkout.order_expiry,
+            )?;
             match state.store.create_order(&new).await? {
                 Created::New(order) => order,
                 // Raced with another request for the same number: same rules as an existing order.
@@ -80,8 +125,13 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, 
             }
         }
     };
-    tracing::info!(out_trade_no = %order.out_trade_no, "redirecting buyer to Alipay");
-    Ok(Redirect::to(&state.pay_url(&order)).into_response())
+    tracing::info!(out_trade_no = %order.out_trade_no, product = %order.product, "buyer sent to pay");
+    if order.product == Product::Qr {
+        // The QR page lives at the pay link, so that reloading or sharing it works.
+        let link = state.checkout.pay_link(&order.out_trade_no);
+        return Ok(Redirect::to(&link).into_response());
+    }
+    Ok(start_payment(&state, &order).await)
 }
 
 /// An existing order can be paid while pending and unexpired, at its stored amount only.
@@ -136,7 +186,8 @@ async fn payment_return(State(state): State<AppState>, RawQuery(query): RawQuery
                 let paid = EventType::OrderPaid;
                 state.store.delivered(out_trade_no, paid).await.ok()
             };
-            page(StatusCode::OK, pages::order_status(&order, told))
+            let back = &state.checkout.quit_url;
+            page(StatusCode::OK, pages::order_status(&order, told, back))
         }
         Ok(None) => page(StatusCode::NOT_FOUND, pages::unknown_order(out_trade_no)),
         Err(error) => {

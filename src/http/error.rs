@@ -24,7 +24,7 @@ pub enum ApiError {
     Json(#[from] serde_json::Error),
     #[error("invalid order")]
     Input(#[from] InputError),
-    #[error("order {0} exists with a different subject or amount")]
+    #[error("order {0} exists with a different subject, amount or product")]
     OrderConflict(String),
     #[error("invalid query: {0}")]
     Query(String),

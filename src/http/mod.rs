@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod notify;
 mod pages;
+mod paylink;
 pub mod server;
 
 use std::sync::Arc;
@@ -16,7 +17,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::Router;
 use secrecy::SecretString;
-use time::OffsetDateTime;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -26,12 +26,12 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, PageError};
+pub use paylink::Checkout;
 
 use crate::alipay::gateway::GatewayClient;
-use crate::alipay::pagepay::PagePay;
 use crate::alipay::Alipay;
 use crate::metrics::Metrics;
-use crate::orders::{Order, OrderStore};
+use crate::orders::OrderStore;
 
 /// Larger than any Alipay notification (a few KiB); bigger bodies are refused with 413.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
@@ -43,9 +43,7 @@ pub struct AppState {
     pub alipay: Arc<Alipay>,
     /// `None` disables the JSON API: every call answers 401.
     pub api_token: Option<Arc<SecretString>>,
-    /// Whether a browser form may create an order at its own price (demo shops only).
-    pub checkout_open: bool,
-    pub order_expiry: time::Duration,
+    pub checkout: Arc<Checkout>,
     /// For gateway API calls (refunds).
     pub gateway: Arc<GatewayClient>,
     pub metrics: Arc<Metrics>,
@@ -53,21 +51,6 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The configured webhook endpoints' names (a redelivery goes to each).
     pub webhook_endpoints: Arc<Vec<String>>,
-}
-
-impl AppState {
-    /// A freshly signed page-pay URL for a stored order.
-    pub fn pay_url(&self, order: &Order) -> String {
-        let request = PagePay {
-            out_trade_no: &order.out_trade_no,
-            total_amount: order.total_amount,
-            subject: &order.subject,
-            body: order.body.as_deref(),
-            time_expire: order.expires_at,
-        };
-        self.alipay
-            .page_pay_url(&request, OffsetDateTime::now_utc())
-    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -78,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api::router())
         .merge(checkout::router())
+        .merge(paylink::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -90,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notify::router())
         // Long polls wait up to 30 s; they read no body.
         .merge(events::router().layer(DefaultBodyLimit::max(0)))
+        .merge(paylink::status_router().layer(DefaultBodyLimit::max(0)))
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -140,14 +125,15 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
-/// Pages load nothing from elsewhere; forms may only go to us and (by redirect) the gateway.
+/// Pages load nothing from elsewhere (the one script is ours); forms may only go to us and (by
+/// redirect) the gateway.
 fn content_security_policy(gateway: &str) -> HeaderValue {
     let origin = url::Url::parse(gateway)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
     let policy = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {origin}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; \
+         form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'"
     );
     HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
 }

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use crate::alipay::gateway::{TradeQuery, TradeRefund};
 use crate::alipay::notification::{Notification, TradeStatus};
+use crate::alipay::product::Product;
 use crate::money::Amount;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -45,6 +46,8 @@ pub struct Order {
     pub subject: String,
     pub body: Option<String>,
     pub total_amount: Amount,
+    /// How the buyer pays (the Alipay product the pay link opens).
+    pub product: Product,
     pub status: OrderStatus,
     pub trade_no: Option<String>,
     pub buyer_id: Option<String>,
@@ -81,6 +84,7 @@ pub struct NewOrder {
     pub subject: String,
     pub body: Option<String>,
     pub total_amount: Amount,
+    pub product: Product,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }

@@ -10,13 +10,14 @@ use super::model::{
 };
 use super::repository::StoreError;
 use crate::alipay::notification::TradeStatus;
+use crate::alipay::product::Product;
 use crate::money::Amount;
 
 /// The columns `OrderRow` reads, as a macro so that queries can be `concat!`ed at compile time.
 macro_rules! order_columns {
     () => {
-        "out_trade_no, subject, body, total_fen, status, trade_no, buyer_id, alipay_trade_status, \
-         refunded_fen, created_at, expires_at, paid_at, closed_at"
+        "out_trade_no, subject, body, total_fen, product, status, trade_no, buyer_id, \
+         alipay_trade_status, refunded_fen, created_at, expires_at, paid_at, closed_at"
     };
 }
 pub(super) use order_columns;
@@ -28,6 +29,7 @@ pub(super) struct OrderRow {
     subject: String,
     body: Option<String>,
     total_fen: i64,
+    product: String,
     status: String,
     trade_no: Option<String>,
     buyer_id: Option<String>,
@@ -51,6 +53,7 @@ impl TryFrom<OrderRow> for Order {
             .transpose()?;
         Ok(Order {
             total_amount: Amount::from_fen(row.total_fen).map_err(|_| corrupt("total_fen"))?,
+            product: Product::parse(&row.product).ok_or_else(|| corrupt("product"))?,
             status: OrderStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
             alipay_trade_status,
             out_trade_no: row.out_trade_no,

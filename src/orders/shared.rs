@@ -36,15 +36,16 @@ macro_rules! shared_statements {
             /// Inserts a pending order unless its number exists; whether it was inserted.
             async fn insert_order(conn: &mut $conn, order: &NewOrder) -> Result<bool, StoreError> {
                 let inserted = sqlx::query(
-                    "insert into payment_order (out_trade_no, subject, body, total_fen, status, \
-                     created_at, updated_at, expires_at) \
-                     values ($1, $2, $3, $4, 'pending', $5, $5, $6) \
+                    "insert into payment_order (out_trade_no, subject, body, total_fen, product, \
+                     status, created_at, updated_at, expires_at) \
+                     values ($1, $2, $3, $4, $5, 'pending', $6, $6, $7) \
                      on conflict (out_trade_no) do nothing",
                 )
                 .bind(&order.out_trade_no)
                 .bind(&order.subject)
                 .bind(&order.body)
                 .bind(order.total_amount.fen())
+                .bind(order.product.as_str())
                 .bind(order.created_at)
                 .bind(order.expires_at)
                 .execute(conn)

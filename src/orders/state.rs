@@ -122,6 +122,7 @@ mod tests {
             subject: "s".into(),
             body: None,
             total_amount: Amount::from_fen(1234).unwrap(),
+            product: crate::alipay::product::Product::Page,
             status,
             trade_no: alipay.map(|_| "2026112822001".into()),
             buyer_id: None,

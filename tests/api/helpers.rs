@@ -192,6 +192,7 @@ impl TestApp {
             subject: "Oolong tea".into(),
             body: None,
             total_amount: amount.parse().unwrap(),
+            product: alipay_notify::alipay::product::Product::Page,
             created_at: now,
             expires_at: now + time::Duration::minutes(30),
         };

@@ -13,6 +13,7 @@ mod notify;
 mod ops;
 mod orders_api;
 mod payflow;
+mod products;
 mod reconcile;
 mod refunds;
 mod webhooks;

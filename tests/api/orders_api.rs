@@ -6,7 +6,7 @@ use crate::helpers::*;
 use crate::on_both_databases;
 
 on_both_databases!(
-    create_order_answers_201_with_a_signed_pay_url,
+    create_order_answers_201_with_a_pay_link_that_signs_when_opened,
     same_order_again_is_idempotent_and_different_is_409,
     wrong_or_missing_token_is_401_and_reveals_nothing,
     invalid_orders_are_refused_and_not_stored,
@@ -41,7 +41,7 @@ impl TestApp {
     }
 }
 
-async fn create_order_answers_201_with_a_signed_pay_url(db: Db) {
+async fn create_order_answers_201_with_a_pay_link_that_signs_when_opened(db: Db) {
     let app = spawn_app(db).await;
 
     let (status, body) = app
@@ -59,7 +59,23 @@ async fn create_order_answers_201_with_a_signed_pay_url(db: Db) {
         no.len() >= 20 && no.bytes().all(|b| b.is_ascii_digit()),
         "{no}"
     );
-    let pay_url = url::Url::parse(body["pay_url"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["pay_url"],
+        format!("https://shop.example.com/pay/{no}"),
+        "a link to us, not a signed gateway URL that ages"
+    );
+    assert_eq!(body["product"], "page");
+    assert!(body.get("order_string").is_none(), "{body}");
+
+    let opened = app
+        .client
+        .get(app.url(&format!("/pay/{no}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 303);
+    let location = opened.headers()["location"].to_str().unwrap();
+    let pay_url = url::Url::parse(location).unwrap();
     assert_eq!(pay_url.host_str(), Some("openapi.alipay.com"));
     let query: std::collections::HashMap<_, _> = pay_url.query_pairs().into_owned().collect();
     assert_eq!(query["method"], "alipay.trade.page.pay");

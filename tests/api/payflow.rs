@@ -25,7 +25,8 @@ on_both_databases!(
 );
 
 impl PayFlow {
-    /// Creates an order through the merchant API; returns its signed pay_url.
+    /// Creates an order through the merchant API and opens its pay link; returns the signed
+    /// gateway URL the link sent the browser to.
     pub async fn create_order(&self, out_trade_no: &str, amount: &str) -> String {
         let response = self
             .app
@@ -38,7 +39,21 @@ impl PayFlow {
             .unwrap();
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.unwrap();
-        body["pay_url"].as_str().unwrap().to_owned()
+        let link = body["pay_url"].as_str().unwrap();
+        assert_eq!(link, self.app.url(&format!("/pay/{out_trade_no}")));
+        self.open_pay_link(link).await
+    }
+
+    /// Opens a page or wap pay link as a browser would: the service signs the gateway request
+    /// now and answers 303 to it. Returns the gateway URL.
+    pub async fn open_pay_link(&self, link: &str) -> String {
+        let response = self.app.client.get(link).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{link}");
+        let location = response.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .unwrap();
+        assert!(location.starts_with(&self.sim.gateway_url()), "{location}");
+        location.to_owned()
     }
 
     /// Opens the cashier at `pay_url` as a browser would and clicks `button` (`pay`, `cancel`).

@@ -62,6 +62,7 @@ async fn an_expired_order_nobody_paid_is_closed_at_alipay_and_here(db: Db) {
         subject: "Tea".into(),
         body: None,
         total_amount: "9.00".parse().unwrap(),
+        product: alipay_notify::alipay::product::Product::Page,
         created_at: past,
         expires_at: past + time::Duration::minutes(30),
     };

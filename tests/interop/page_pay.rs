@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use alipay_notify::alipay::keys::PrivateKey;
-use alipay_notify::alipay::pagepay::PagePay;
+use alipay_notify::alipay::pay::PayOrder;
 use alipay_notify::alipay::{Alipay, AlipayConfig};
 use alipay_notify::money::Amount;
 use alipay_test_support::tools::{openssl_sign, openssl_verifies, path_arg, run};
@@ -128,7 +128,7 @@ fn page_pay_url_verifies_as_python_and_openssl_rebuild_it() {
     let alipay = Alipay::new(config.clone(), app_private, alipay_public_key());
     let now = OffsetDateTime::now_utc();
     let url = alipay.page_pay_url(
-        &PagePay {
+        &PayOrder {
             out_trade_no: "T20261128001",
             total_amount: Amount::parse("12.34").expect("an amount"),
             subject,

@@ -1,6 +1,6 @@
 //! The gateway's checks of a page-pay request, the cashier, cancel and expiry.
 
-use alipay_notify::alipay::pagepay::PagePay;
+use alipay_notify::alipay::pay::PayOrder;
 use axum::http::header;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -169,7 +169,7 @@ async fn cancel_closes_the_trade_and_notifies_trade_closed() {
 async fn an_unpaid_trade_closes_when_time_expire_passes() {
     let env = spawn().await;
     let now = OffsetDateTime::now_utc();
-    let order = PagePay {
+    let order = PayOrder {
         out_trade_no: "T_expire",
         total_amount: amount("1.00"),
         subject: "Quick",

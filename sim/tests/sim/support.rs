@@ -8,7 +8,7 @@ use alipay_notify::alipay::callback::{self, Verified};
 use alipay_notify::alipay::clock::format_beijing;
 use alipay_notify::alipay::form::RawParams;
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
-use alipay_notify::alipay::pagepay::PagePay;
+use alipay_notify::alipay::pay::PayOrder;
 use alipay_notify::alipay::sign::REQUEST_EXCLUDED;
 use alipay_notify::alipay::{Alipay, AlipayConfig};
 use alipay_notify::money::Amount;
@@ -101,7 +101,7 @@ pub fn amount(text: &str) -> Amount {
 
 impl TestEnv {
     pub fn pay_url_at(&self, out_trade_no: &str, total: &str, now: OffsetDateTime) -> String {
-        let order = PagePay {
+        let order = PayOrder {
             out_trade_no,
             total_amount: amount(total),
             subject: "Oolong tea, 250 g",
