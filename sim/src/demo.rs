@@ -22,8 +22,9 @@ const DEMO_SELLER_ID: &str = "2088000000000000";
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Where the service listens; the simulator takes another free loopback port.
-    #[arg(long, default_value = "127.0.0.1:8000")]
+    /// Where the service listens (the shop is at its root); the simulator takes another free
+    /// loopback port.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
     /// Keys and the SQLite database are kept here between runs.
     #[arg(long, default_value = "data")]
@@ -46,7 +47,7 @@ impl DemoArgs {
 
         let listener = TcpListener::bind(self.listen)
             .await
-            .with_context(|| format!("cannot listen on {} (in use? try --listen)", self.listen))?;
+            .with_context(|| format!("cannot listen on {} (in use? pick another with --listen or LISTEN_ADDR)", self.listen))?;
         let api_token = random_token();
         let shop = Shop::start()
             .await

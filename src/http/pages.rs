@@ -225,6 +225,7 @@ pub fn unverified() -> Markup {
         html! {
             h1 { "We could not verify this payment result" }
             p { "The link is incomplete or was altered. Your order status is unaffected." }
+            (back_link("/"))
         },
     )
 }
@@ -235,6 +236,7 @@ pub fn unknown_order(out_trade_no: &str) -> Markup {
         html! {
             h1 { "Unknown order" }
             p { "No order " code { (out_trade_no) } " is known here." }
+            (back_link("/"))
         },
     )
 }
@@ -246,6 +248,7 @@ pub fn refused(reason: &str) -> Markup {
         html! {
             h1 { "We cannot take this payment" }
             p id="reason" { (reason) }
+            (back_link("/"))
         },
     )
 }
@@ -256,6 +259,7 @@ pub fn unavailable() -> Markup {
         html! {
             h1 { "Temporarily unavailable" }
             p { "Please refresh in a moment." }
+            (back_link("/"))
         },
     )
 }
