@@ -307,14 +307,17 @@ pub(crate) fn close(
     now: OffsetDateTime,
 ) -> Result<Trade, TradeError> {
     let (trade, jobs) = shared.book.with(|book| {
-        let trade = book
+        let out_trade_no = book
             .by_ref_mut(app_id, by)
             .filter(|t| t.status.is_some())
-            .ok_or(TradeError::NotExist)?;
+            .ok_or(TradeError::NotExist)?
+            .out_trade_no
+            .clone();
+        let faults = faults_for(shared, book, &out_trade_no);
+        let trade = book.by_ref_mut(app_id, by).ok_or(TradeError::NotExist)?;
         if trade.status != Some(TradeStatus::WaitBuyerPay) {
             return Err(TradeError::StatusError);
         }
-        let faults = shared.faults.clone();
         let jobs = close_unpaid(shared, trade, &faults, now);
         Ok((trade.clone(), jobs))
     })?;
