@@ -8,14 +8,23 @@ use super::config::RegisteredApp;
 use super::trades::Trade;
 use alipay_notify::alipay::clock::format_beijing;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#eef3fb;margin:0}\
-main{max-width:30rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:10px;\
+/// Values (28-digit trade numbers, URLs) wrap anywhere rather than widen the card; on a narrow
+/// screen labels stack above their values; `dd` loses the indent that pushed values off the grid.
+const STYLE: &str = "*{box-sizing:border-box}\
+body{font-family:system-ui,sans-serif;background:#eef3fb;margin:0;padding:3rem 1rem}\
+main{max-width:30rem;margin:0 auto;background:#fff;padding:2rem;border-radius:10px;\
 box-shadow:0 2px 12px #0001}header{color:#1677ff;font-weight:600;margin-bottom:1rem}\
-dl{display:grid;grid-template-columns:auto 1fr;gap:.4rem 1rem}dt{color:#667}\
+h1{font-size:1.5rem}h1,p,dd,code,a{overflow-wrap:anywhere}\
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.4rem 1rem;\
+align-items:baseline}dt{color:#667}dd{margin:0;min-width:0}\
 .amount{font-size:2rem;font-weight:600}form{display:inline-block;margin:1rem .5rem 0 0}\
 button{border:0;border-radius:6px;padding:.7rem 1.4rem;font-size:1rem;cursor:pointer}\
-#pay{background:#1677ff;color:#fff}#cancel{background:#e9ecef}pre{white-space:pre-wrap;\
-word-break:break-all;background:#f6f8fa;padding:.8rem;border-radius:6px}code{color:#c7254e}";
+#pay{background:#1677ff;color:#fff}#cancel{background:#e9ecef}\
+pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:.8rem;\
+border-radius:6px}code{color:#c7254e}\
+@media (max-width:32rem){body{padding:0}main{border-radius:0;box-shadow:none;\
+padding:1.25rem 1rem;min-height:100vh}dl{grid-template-columns:minmax(0,1fr);gap:0}\
+dd{margin-bottom:.6rem}}";
 
 fn layout(title: &str, content: Markup) -> Markup {
     html! {
@@ -35,7 +44,9 @@ fn layout(title: &str, content: Markup) -> Markup {
     }
 }
 
-fn summary(trade: &Trade) -> Markup {
+/// The trade's numbers, and Alipay's once it has one, with `more` rows in the same grid (one
+/// grid, so that every label column lines up).
+fn summary(trade: &Trade, more: Markup) -> Markup {
     html! {
         dl {
             dt { "商户订单号 out_trade_no" } dd id="out_trade_no" { (trade.out_trade_no) }
@@ -43,6 +54,7 @@ fn summary(trade: &Trade) -> Markup {
             @if let Some(trade_no) = &trade.trade_no {
                 dt { "交易号 trade_no" } dd id="trade_no" { (trade_no) }
             }
+            (more)
         }
     }
 }
@@ -54,12 +66,11 @@ pub fn cashier(trade: &Trade, app: &RegisteredApp) -> Markup {
         html! {
             h1 { "收银台 Cashier" }
             p class="amount" id="amount" { "¥" (trade.total_amount) }
-            (summary(trade))
-            dl {
+            (summary(trade, html! {
                 dt { "收款方 seller" } dd id="seller" { (app.seller_email) " (" (app.seller_id) ")" }
                 dt { "应用 app_id" } dd id="app_id" { (app.app_id) }
-                dt { "有效期至 expires" } dd { (format_beijing(trade.expires_at)) " (北京时间)" }
-            }
+                dt { "有效期至 expires" } dd id="expires" { (format_beijing(trade.expires_at)) " (北京时间)" }
+            }))
             form method="post" action=(action("pay")) {
                 button type="submit" id="pay" { "Pay 付款" }
             }
@@ -95,7 +106,7 @@ pub fn closed(trade: &Trade) -> Markup {
         html! {
             h1 id="status" data-status="TRADE_CLOSED" { "交易已关闭 Trade closed" }
             p { "This trade can no longer be paid. Return to the merchant's site to start again." }
-            (summary(trade))
+            (summary(trade, html! {}))
         },
     )
 }
@@ -107,7 +118,7 @@ pub fn paid(trade: &Trade) -> Markup {
         html! {
             h1 id="status" data-status="TRADE_SUCCESS" { "付款成功 Payment complete" }
             p class="amount" { "¥" (trade.total_amount) }
-            (summary(trade))
+            (summary(trade, html! {}))
         },
     )
 }
