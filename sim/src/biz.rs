@@ -1,7 +1,9 @@
 //! Reading biz_content: the page-pay order, which trade an API call means, refund requests. A bad
 //! field is ACQ.INVALID_PARAMETER ("参数无效：…"), as Alipay reports it.
 
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use super::trade_error::TradeError;
@@ -12,6 +14,15 @@ use alipay_notify::money::Amount;
 /// Alipay's default for a page-pay trade without time_expire or timeout_express.
 pub const DEFAULT_EXPIRY: Duration = Duration::days(15);
 const MAX_EXPIRY: Duration = Duration::days(15);
+
+/// biz_content's members, each as the JSON text the merchant wrote: a number stays the decimal it
+/// was written as (Alipay's gateway reads numbers as decimals, never through a float).
+pub(crate) type Biz = BTreeMap<String, Box<RawValue>>;
+
+/// biz_content as an object, or `None` when it is not one.
+pub(crate) fn parse(text: &str) -> Option<Biz> {
+    serde_json::from_str(text).ok()
+}
 
 /// What a valid page-pay biz_content asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,18 +47,26 @@ fn invalid(detail: impl Into<String>) -> TradeError {
     TradeError::InvalidParameter(detail.into())
 }
 
-/// A string field; Alipay also takes JSON numbers (SDK samples send `"total_amount":9.00`).
-fn text(biz: &Map<String, Value>, key: &str) -> Result<Option<String>, TradeError> {
-    match biz.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(invalid(format!("{key} 类型错误"))),
+/// A string field. Alipay also takes JSON numbers (python-alipay-sdk sends floats, as in
+/// `"total_amount":88.8`); a number is read as written, so `88.8` is 88.80 while `1e3` and
+/// `88.888` fail the amount's own format rule instead of being rounded.
+fn text(biz: &Biz, key: &str) -> Result<Option<String>, TradeError> {
+    let Some(raw) = biz.get(key).map(|raw| raw.get()) else {
+        return Ok(None);
+    };
+    match raw.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<String>(raw) {
+            Ok(s) if s.is_empty() => Ok(None),
+            Ok(s) => Ok(Some(s)),
+            Err(_) => Err(invalid(format!("{key} 类型错误"))),
+        },
+        Some(b'-' | b'0'..=b'9') => Ok(Some(raw.to_owned())),
+        _ if raw == "null" => Ok(None),
+        _ => Err(invalid(format!("{key} 类型错误"))),
     }
 }
 
-fn required(biz: &Map<String, Value>, key: &str) -> Result<String, TradeError> {
+fn required(biz: &Biz, key: &str) -> Result<String, TradeError> {
     text(biz, key)?.ok_or_else(|| invalid(format!("缺少 {key}")))
 }
 
@@ -66,10 +85,7 @@ fn is_out_trade_no(text: &str) -> bool {
     (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-pub(crate) fn page_pay_order(
-    biz: &Map<String, Value>,
-    now: OffsetDateTime,
-) -> Result<PagePayOrder, TradeError> {
+pub(crate) fn page_pay_order(biz: &Biz, now: OffsetDateTime) -> Result<PagePayOrder, TradeError> {
     let out_trade_no = required(biz, "out_trade_no")?;
     if !is_out_trade_no(&out_trade_no) {
         return Err(invalid("商户订单号格式错误"));
@@ -94,7 +110,7 @@ pub(crate) fn page_pay_order(
 }
 
 /// time_expire wins over timeout_express; without either the trade lives 15 days.
-fn expiry(biz: &Map<String, Value>, now: OffsetDateTime) -> Result<OffsetDateTime, TradeError> {
+fn expiry(biz: &Biz, now: OffsetDateTime) -> Result<OffsetDateTime, TradeError> {
     if let Some(at) = text(biz, "time_expire")? {
         let at = parse_expire(&at).ok_or_else(|| invalid("time_expire 格式错误"))?;
         if at <= now || at - now > MAX_EXPIRY {
@@ -142,7 +158,7 @@ fn timeout_express(text: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
 }
 
 /// out_trade_no or trade_no, at least one.
-pub(crate) fn trade_ref(biz: &Map<String, Value>) -> Result<TradeRef, TradeError> {
+pub(crate) fn trade_ref(biz: &Biz) -> Result<TradeRef, TradeError> {
     let by = TradeRef {
         out_trade_no: text(biz, "out_trade_no")?,
         trade_no: text(biz, "trade_no")?,
@@ -153,7 +169,7 @@ pub(crate) fn trade_ref(biz: &Map<String, Value>) -> Result<TradeRef, TradeError
     Ok(by)
 }
 
-pub(crate) fn refund_request(biz: &Map<String, Value>) -> Result<RefundRequest, TradeError> {
+pub(crate) fn refund_request(biz: &Biz) -> Result<RefundRequest, TradeError> {
     let trade = trade_ref(biz)?;
     let amount =
         Amount::parse(&required(biz, "refund_amount")?).map_err(|_| invalid("退款金额格式错误"))?;
@@ -177,30 +193,41 @@ pub(crate) fn refund_request(biz: &Map<String, Value>) -> Result<RefundRequest, 
     })
 }
 
-pub(crate) fn refund_query(biz: &Map<String, Value>) -> Result<(TradeRef, String), TradeError> {
+pub(crate) fn refund_query(biz: &Biz) -> Result<(TradeRef, String), TradeError> {
     Ok((trade_ref(biz)?, required(biz, "out_request_no")?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
     use time::macros::datetime;
 
-    fn biz(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        }
-    }
-
+    /// A page-pay biz_content with `extra` members added or replaced.
     fn order(extra: Value) -> Result<PagePayOrder, TradeError> {
-        let mut fields = biz(json!({
+        let mut fields = json!({
             "out_trade_no": "T_1", "total_amount": "88.00", "subject": "Tea",
             "product_code": "FAST_INSTANT_TRADE_PAY"
-        }));
-        fields.extend(biz(extra));
-        page_pay_order(&fields, datetime!(2026-11-28 04:00 UTC))
+        });
+        if let (Value::Object(fields), Value::Object(extra)) = (&mut fields, extra) {
+            fields.extend(extra);
+        }
+        from_text(&fields.to_string())
+            .and_then(|biz| page_pay_order(&biz, datetime!(2026-11-28 04:00 UTC)))
+    }
+
+    fn from_text(text: &str) -> Result<Biz, TradeError> {
+        parse(text).ok_or_else(|| invalid("not an object"))
+    }
+
+    /// total_amount written exactly as `number` (a JSON number, not a string).
+    fn amount_written_as(number: &str) -> Result<Amount, TradeError> {
+        let text = format!(
+            r#"{{"out_trade_no":"T_1","total_amount":{number},"subject":"Tea",
+                "product_code":"FAST_INSTANT_TRADE_PAY"}}"#
+        );
+        let biz = from_text(&text)?;
+        page_pay_order(&biz, datetime!(2026-11-28 04:00 UTC)).map(|o| o.total_amount)
     }
 
     #[test]
@@ -213,10 +240,37 @@ mod tests {
     }
 
     #[test]
+    fn a_json_number_amount_is_read_as_the_decimal_written() {
+        for (written, fen) in [("88.8", 8880), ("9", 900), ("9.00", 900), ("0.01", 1)] {
+            assert_eq!(
+                amount_written_as(written).map(Amount::fen),
+                Ok(fen),
+                "{written}"
+            );
+        }
+        for refused in ["88.888", "1e3", "1E3", "-1", "0", "100000000.01"] {
+            assert!(
+                matches!(
+                    amount_written_as(refused),
+                    Err(TradeError::InvalidParameter(_))
+                ),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn biz_content_must_be_an_object() {
+        assert!(parse("[1]").is_none() && parse("\"x\"").is_none() && parse("{").is_none());
+        assert!(parse(r#"{"a":{"b":1}}"#).is_some());
+    }
+
+    #[test]
     fn refuses_bad_fields() {
         for bad in [
             json!({"total_amount": "0.001"}),
             json!({"total_amount": "100000000.01"}),
+            json!({"total_amount": true}),
             json!({"out_trade_no": "a-b"}),
             json!({"subject": "a/b"}),
             json!({"product_code": "QUICK_WAP_WAY"}),

@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use url::form_urlencoded::byte_serialize;
 
+use super::biz::{self, Biz};
 use super::config::RegisteredApp;
 use alipay_notify::alipay::clock::parse_beijing;
 use alipay_notify::alipay::form::{FormError, RawParams};
@@ -68,7 +68,7 @@ pub(crate) struct GatewayRequest<'a> {
     pub method: ApiMethod,
     pub charset: String,
     pub params: BTreeMap<String, String>,
-    pub biz: Map<String, Value>,
+    pub biz: Biz,
 }
 
 impl GatewayRequest<'_> {
@@ -255,10 +255,9 @@ pub(crate) fn check<'a>(
         Some(_) => return Err(GatewayError::InvalidVersion),
     }
     verify(raw, app, sign)?;
-    let biz = match get("biz_content").map(serde_json::from_str::<Value>) {
-        Some(Ok(Value::Object(biz))) => biz,
-        _ => return Err(GatewayError::InvalidBizContent),
-    };
+    let biz = get("biz_content")
+        .and_then(biz::parse)
+        .ok_or(GatewayError::InvalidBizContent)?;
     Ok(GatewayRequest {
         app,
         method,
