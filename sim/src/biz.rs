@@ -1,5 +1,6 @@
-//! Reading biz_content: the page-pay order, which trade an API call means, refund requests. A bad
-//! field is ACQ.INVALID_PARAMETER ("参数无效：…"), as Alipay reports it.
+//! Reading biz_content: the order a trade-creating request (page, wap, precreate, app) asks for,
+//! which trade an API call means, refund requests. A bad field is ACQ.INVALID_PARAMETER
+//! ("参数无效：…"), as Alipay reports it.
 
 use std::collections::BTreeMap;
 
@@ -9,11 +10,13 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 use super::trade_error::TradeError;
 use super::trades::TradeRef;
 use alipay_notify::alipay::clock::{parse_beijing, BEIJING};
+use alipay_notify::alipay::product::Product;
 use alipay_notify::money::Amount;
 
-/// Alipay's default for a page-pay trade without time_expire or timeout_express.
+/// Alipay's default for a trade without time_expire or timeout_express.
 pub const DEFAULT_EXPIRY: Duration = Duration::days(15);
 const MAX_EXPIRY: Duration = Duration::days(15);
+const MAX_QUIT_URL_CHARS: usize = 400;
 
 /// biz_content's members, each as the JSON text the merchant wrote: a number stays the decimal it
 /// was written as (Alipay's gateway reads numbers as decimals, never through a float).
@@ -24,15 +27,18 @@ pub(crate) fn parse(text: &str) -> Option<Biz> {
     serde_json::from_str(text).ok()
 }
 
-/// What a valid page-pay biz_content asks for.
+/// What a valid trade-creating biz_content asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PagePayOrder {
+pub(crate) struct Order {
+    pub product: Product,
     pub out_trade_no: String,
     pub total_amount: Amount,
     pub subject: String,
     pub body: Option<String>,
     pub passback_params: Option<String>,
     pub expires_at: OffsetDateTime,
+    /// Phone cashier only: where the buyer's "back" goes.
+    pub quit_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +91,8 @@ fn is_out_trade_no(text: &str) -> bool {
     (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-pub(crate) fn page_pay_order(biz: &Biz, now: OffsetDateTime) -> Result<PagePayOrder, TradeError> {
+/// The order a page.pay, wap.pay, precreate or app.pay request asks for.
+pub(crate) fn order(product: Product, biz: &Biz, now: OffsetDateTime) -> Result<Order, TradeError> {
     let out_trade_no = required(biz, "out_trade_no")?;
     if !is_out_trade_no(&out_trade_no) {
         return Err(invalid("商户订单号格式错误"));
@@ -96,17 +103,35 @@ pub(crate) fn page_pay_order(biz: &Biz, now: OffsetDateTime) -> Result<PagePayOr
     if subject.chars().count() > 256 || subject.contains(['/', '=', '&']) {
         return Err(invalid("订单标题格式错误"));
     }
-    if text(biz, "product_code")?.as_deref() != Some("FAST_INSTANT_TRADE_PAY") {
-        return Err(invalid("product_code 必须为 FAST_INSTANT_TRADE_PAY"));
-    }
-    Ok(PagePayOrder {
+    product_code(product, text(biz, "product_code")?.as_deref())?;
+    let quit_url = match product {
+        Product::Wap => bounded(text(biz, "quit_url")?, "quit_url", MAX_QUIT_URL_CHARS)?,
+        _ => None,
+    };
+    Ok(Order {
+        product,
         out_trade_no,
         total_amount,
         subject,
         body: bounded(text(biz, "body")?, "body", 128)?,
         passback_params: bounded(text(biz, "passback_params")?, "passback_params", 512)?,
         expires_at: expiry(biz, now)?,
+        quit_url,
     })
+}
+
+/// Page and wap pay must name their product_code; precreate and app pay may leave it out, but
+/// what they name must be theirs.
+fn product_code(product: Product, given: Option<&str>) -> Result<(), TradeError> {
+    let optional = matches!(product, Product::Qr | Product::App);
+    match given {
+        Some(code) if code == product.product_code() => Ok(()),
+        None if optional => Ok(()),
+        _ => Err(invalid(format!(
+            "product_code 必须为 {}",
+            product.product_code()
+        ))),
+    }
 }
 
 /// time_expire wins over timeout_express; without either the trade lives 15 days.
@@ -203,17 +228,21 @@ mod tests {
     use serde_json::{json, Value};
     use time::macros::datetime;
 
-    /// A page-pay biz_content with `extra` members added or replaced.
-    fn order(extra: Value) -> Result<PagePayOrder, TradeError> {
+    fn page_order(extra: Value) -> Result<Order, TradeError> {
+        order_of(Product::Page, extra)
+    }
+
+    /// A biz_content for `product` with `extra` members added or replaced.
+    fn order_of(product: Product, extra: Value) -> Result<Order, TradeError> {
         let mut fields = json!({
             "out_trade_no": "T_1", "total_amount": "88.00", "subject": "Tea",
-            "product_code": "FAST_INSTANT_TRADE_PAY"
+            "product_code": product.product_code()
         });
         if let (Value::Object(fields), Value::Object(extra)) = (&mut fields, extra) {
             fields.extend(extra);
         }
         from_text(&fields.to_string())
-            .and_then(|biz| page_pay_order(&biz, datetime!(2026-11-28 04:00 UTC)))
+            .and_then(|biz| order(product, &biz, datetime!(2026-11-28 04:00 UTC)))
     }
 
     fn from_text(text: &str) -> Result<Biz, TradeError> {
@@ -227,15 +256,15 @@ mod tests {
                 "product_code":"FAST_INSTANT_TRADE_PAY"}}"#
         );
         let biz = from_text(&text)?;
-        page_pay_order(&biz, datetime!(2026-11-28 04:00 UTC)).map(|o| o.total_amount)
+        order(Product::Page, &biz, datetime!(2026-11-28 04:00 UTC)).map(|o| o.total_amount)
     }
 
     #[test]
-    fn reads_a_page_pay_order_with_numbers_as_alipay_does() {
-        let read = order(json!({"total_amount": 9.5, "timeout_express": "90m"})).unwrap();
+    fn reads_a_page_pay_order_with_relative_and_absolute_expiry() {
+        let read = page_order(json!({"total_amount": 9.5, "timeout_express": "90m"})).unwrap();
         assert_eq!(read.total_amount.fen(), 950);
         assert_eq!(read.expires_at, datetime!(2026-11-28 05:30 UTC));
-        let dated = order(json!({"time_expire": "2026-11-28 12:30"})).unwrap();
+        let dated = page_order(json!({"time_expire": "2026-11-28 12:30"})).unwrap();
         assert_eq!(dated.expires_at, datetime!(2026-11-28 04:30 UTC));
     }
 
@@ -260,12 +289,6 @@ mod tests {
     }
 
     #[test]
-    fn biz_content_must_be_an_object() {
-        assert!(parse("[1]").is_none() && parse("\"x\"").is_none() && parse("{").is_none());
-        assert!(parse(r#"{"a":{"b":1}}"#).is_some());
-    }
-
-    #[test]
     fn refuses_bad_fields() {
         for bad in [
             json!({"total_amount": "0.001"}),
@@ -274,16 +297,51 @@ mod tests {
             json!({"out_trade_no": "a-b"}),
             json!({"subject": "a/b"}),
             json!({"product_code": "QUICK_WAP_WAY"}),
+            json!({"product_code": null}),
             json!({"timeout_express": "16d"}),
             json!({"timeout_express": "9223372036854775807d"}),
             json!({"timeout_express": "0m"}),
             json!({"time_expire": "2026-11-28 11:00:00"}),
         ] {
             assert!(
-                matches!(order(bad.clone()), Err(TradeError::InvalidParameter(_))),
+                matches!(
+                    page_order(bad.clone()),
+                    Err(TradeError::InvalidParameter(_))
+                ),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn each_product_has_its_product_code_rule() {
+        assert!(order_of(Product::Wap, json!({})).is_ok());
+        let wrong = json!({"product_code": "FAST_INSTANT_TRADE_PAY"});
+        for product in Product::ALL {
+            let refused = order_of(product, wrong.clone()).is_err();
+            assert_eq!(refused, product != Product::Page, "{product}");
+        }
+        for optional in [Product::Qr, Product::App] {
+            assert!(order_of(optional, json!({"product_code": null})).is_ok());
+            assert!(order_of(optional, json!({"product_code": ""})).is_ok());
+        }
+        assert!(order_of(Product::Wap, json!({"product_code": ""})).is_err());
+    }
+
+    #[test]
+    fn quit_url_is_read_for_the_phone_cashier_only_and_bounded() {
+        let quit = json!({"quit_url": "https://shop.example/cart"});
+        let wap = order_of(Product::Wap, quit.clone()).unwrap();
+        assert_eq!(wap.quit_url.as_deref(), Some("https://shop.example/cart"));
+        assert_eq!(order_of(Product::Page, quit).unwrap().quit_url, None);
+        let long = format!("https://shop.example/{}", "a".repeat(400));
+        assert!(order_of(Product::Wap, json!({ "quit_url": long })).is_err());
+    }
+
+    #[test]
+    fn biz_content_must_be_an_object() {
+        assert!(parse("[1]").is_none() && parse("\"x\"").is_none() && parse("{").is_none());
+        assert!(parse(r#"{"a":{"b":1}}"#).is_some());
     }
 
     #[test]

@@ -166,7 +166,16 @@ impl TestEnv {
 
     /// The response object of a signed API answer, after checking its signature over the raw text.
     pub async fn api_verified(&self, method: &str, biz: Value) -> Value {
-        let body = self.api(method, biz).await;
+        self.api_verified_with(method, biz, &[]).await
+    }
+
+    pub async fn api_verified_with(
+        &self,
+        method: &str,
+        biz: Value,
+        extra: &[(&str, &str)],
+    ) -> Value {
+        let body = self.api_with(method, biz, extra).await;
         let (object, sign) = split_signed(&body);
         let sign = sign.unwrap_or_else(|| panic!("unsigned answer: {body}"));
         let key = self.sim.alipay_public_key();
