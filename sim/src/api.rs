@@ -1,7 +1,10 @@
-//! The gateway's API methods: alipay.trade.query, .close, .refund and .fastpay.refund.query. Each
-//! answers `{"<method>_response":{...},"sign":"..."}`, signed with RSA2 by Alipay's key over the
-//! exact text of the response object as written, in the request's charset. Gateway-level errors
-//! (isv.*) are not signed; business results and failures are.
+//! The gateway's API methods: alipay.trade.precreate (a QR code for a new trade), .query, .close,
+//! .refund and .fastpay.refund.query. Each answers `{"<method>_response":{...},"sign":"..."}`,
+//! signed with RSA2 by Alipay's key over the exact text of the response object as written, in the
+//! request's charset. Gateway-level errors (isv.*) are not signed; business results and failures
+//! are.
+
+use std::sync::Arc;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -9,6 +12,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::biz;
+use super::buyer::qr_code;
 use super::callbacks::{encoding_for, yuan};
 use super::gateway::{ApiMethod, GatewayError, GatewayRequest};
 use super::lifecycle;
@@ -18,17 +22,20 @@ use super::trade_error::TradeError;
 use super::trades::Trade;
 use alipay_notify::alipay::clock::format_beijing;
 use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::alipay::product::Product;
 
 type Fields = Vec<(&'static str, Value)>;
 
 /// Answers a checked API request.
 pub(crate) fn answer(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     request: &GatewayRequest<'_>,
     now: OffsetDateTime,
 ) -> Response {
     let app_id = &request.app.app_id;
     let result = match request.method {
+        ApiMethod::Create(Product::Qr) => lifecycle::create(shared, request, Product::Qr, now)
+            .map(|trade| precreate_fields(shared, &trade)),
         ApiMethod::Query => biz::trade_ref(&request.biz)
             .and_then(|by| lifecycle::find(shared, app_id, &by))
             .map(|trade| query_fields(&trade)),
@@ -41,8 +48,8 @@ pub(crate) fn answer(
         ApiMethod::RefundQuery => biz::refund_query(&request.biz).and_then(|(by, no)| {
             lifecycle::find(shared, app_id, &by).map(|trade| refund_query_fields(&trade, &no))
         }),
-        // Routed to the cashier before getting here; answered as Alipay answers a wrong method.
-        ApiMethod::PagePay => {
+        // Routed to a cashier before getting here; answered as Alipay answers a wrong method.
+        ApiMethod::Create(_) => {
             return gateway_failure(Some(request.method), &GatewayError::InvalidMethod)
         }
     };
@@ -106,6 +113,14 @@ fn render(key: &str, object: &str, charset: &str, signer: Option<&PrivateKey>) -
     // What Alipay's gateway declares for its JSON answers.
     let content_type = format!("text/html;charset={}", encoding.name());
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The same qr_code for as long as the trade is unpaid: a repeated precreate gets it again.
+fn precreate_fields(shared: &Shared, trade: &Trade) -> Fields {
+    vec![
+        ("out_trade_no", json!(trade.out_trade_no)),
+        ("qr_code", json!(qr_code(shared, trade))),
+    ]
 }
 
 fn trade_numbers(trade: &Trade) -> Fields {

@@ -146,7 +146,8 @@ fn trade_status(trade: &Trade, event: &Event) -> TradeStatus {
 }
 
 /// The signed return parameters (no `trade_status`: the browser's word proves nothing), appended to
-/// return_url. `None` when the trade has no usable return_url.
+/// return_url, with `method` naming the request it answers (`alipay.trade.wap.pay.return` after
+/// the phone cashier). `None` when the trade has no usable return_url.
 pub(crate) fn return_location(
     trade: &Trade,
     app: &RegisteredApp,
@@ -158,7 +159,7 @@ pub(crate) fn return_location(
     let mut params: Params = vec![
         ("charset", trade.charset.clone()),
         ("out_trade_no", trade.out_trade_no.clone()),
-        ("method", "alipay.trade.page.pay.return".into()),
+        ("method", format!("{}.return", trade.product.method())),
         ("total_amount", trade.total_amount.to_string()),
     ];
     push_some(&mut params, "trade_no", &trade.trade_no);

@@ -1,123 +1,116 @@
-//! The pages a buyer sees at the simulated gateway: the cashier with Pay and Cancel, Alipay-style
-//! error pages, and the closed and paid notices. maud escapes every interpolated value, and request
-//! values reach these pages, so nothing is ever inserted unescaped.
+//! The cashiers a buyer pays at: the desktop cashier (page pay), the phone cashier (wap pay), the
+//! cashier Alipay's app shows for an order string (app pay), and the phone page a QR code leads to
+//! (precreate). Each shows the trade with Log in (or Scan), Pay and Cancel; the QR page offers Pay
+//! and Cancel only once it has been scanned, as the Alipay app does.
 
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 
 use super::config::RegisteredApp;
+use super::layout::{layout, quit_link, summary, Screen};
 use super::trades::Trade;
 use alipay_notify::alipay::clock::format_beijing;
+use alipay_notify::alipay::product::Product;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#eef3fb;margin:0}\
-main{max-width:30rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:10px;\
-box-shadow:0 2px 12px #0001}header{color:#1677ff;font-weight:600;margin-bottom:1rem}\
-dl{display:grid;grid-template-columns:auto 1fr;gap:.4rem 1rem}dt{color:#667}\
-.amount{font-size:2rem;font-weight:600}form{display:inline-block;margin:1rem .5rem 0 0}\
-button{border:0;border-radius:6px;padding:.7rem 1.4rem;font-size:1rem;cursor:pointer}\
-#pay{background:#1677ff;color:#fff}#cancel{background:#e9ecef}pre{white-space:pre-wrap;\
-word-break:break-all;background:#f6f8fa;padding:.8rem;border-radius:6px}code{color:#c7254e}";
+/// `/sim/cashier/{id}/{what}`: the buttons' form actions, the QR page's included.
+fn action(trade: &Trade, what: &str) -> String {
+    format!("/sim/cashier/{}/{what}", trade.cashier_id)
+}
 
-fn layout(title: &str, content: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="zh-CN" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " - 支付宝 (simulated)" }
-                style { (STYLE) }
-            }
-            body { main {
-                header { "支付宝 · Alipay gateway simulator" }
-                (content)
-            } }
-        }
+fn title(product: Product) -> &'static str {
+    match product {
+        Product::Page => "收银台 Cashier",
+        Product::Wap => "手机收银台 Phone cashier",
+        Product::App => "支付宝 App · 确认付款 Confirm payment",
+        Product::Qr => "扫码付款 Scan to pay",
     }
 }
 
-fn summary(trade: &Trade) -> Markup {
-    html! {
-        dl {
-            dt { "商户订单号 out_trade_no" } dd id="out_trade_no" { (trade.out_trade_no) }
-            dt { "商品 subject" } dd id="subject" { (trade.subject) }
-            @if let Some(trade_no) = &trade.trade_no {
-                dt { "交易号 trade_no" } dd id="trade_no" { (trade_no) }
-            }
-        }
-    }
+/// The trade's status as the page states it: `NOT_CREATED` before a login or scan.
+fn status_text(trade: &Trade) -> &'static str {
+    trade.status.map_or("NOT_CREATED", |status| status.as_str())
 }
 
+/// A page pay, wap pay or app pay cashier: Log in until the buyer has, then who they are.
 pub fn cashier(trade: &Trade, app: &RegisteredApp) -> Markup {
-    let action = |what: &str| format!("/sim/cashier/{}/{what}", trade.cashier_id);
+    let product = trade.product;
     layout(
-        "收银台",
+        title(product),
+        Screen::of(product),
         html! {
-            h1 { "收银台 Cashier" }
-            p class="amount" id="amount" { "¥" (trade.total_amount) }
-            (summary(trade))
-            dl {
-                dt { "收款方 seller" } dd id="seller" { (app.seller_email) " (" (app.seller_id) ")" }
-                dt { "应用 app_id" } dd id="app_id" { (app.app_id) }
-                dt { "有效期至 expires" } dd { (format_beijing(trade.expires_at)) " (北京时间)" }
+            (quit_link(trade))
+            (heading(trade))
+            (details(trade, app))
+            @if trade.buyer.is_some() {
+                (buyer(trade))
+            } @else {
+                form id="login-form" method="post" action=(action(trade, "login")) {
+                    button type="submit" id="login" { "Log in 登录" }
+                }
             }
-            form method="post" action=(action("pay")) {
-                button type="submit" id="pay" { "Pay 付款" }
-            }
-            form method="post" action=(action("cancel")) {
-                button type="submit" id="cancel" { "Cancel 取消" }
+            (pay_and_cancel(trade))
+        },
+    )
+}
+
+/// What the Alipay app shows after scanning a precreate QR code: Scan first (the phone page
+/// stands in for the camera), then Pay and Cancel.
+pub fn qr(trade: &Trade, app: &RegisteredApp, qr_code: &str) -> Markup {
+    let scan = format!("/sim/qr/{}/scan", trade.cashier_id);
+    layout(
+        title(Product::Qr),
+        Screen::Phone,
+        html! {
+            (heading(trade))
+            (details(trade, app))
+            p { "二维码 qr_code " code id="qr_code" { (qr_code) } }
+            @if trade.status.is_none() {
+                form id="scan-form" method="post" action=(scan) {
+                    button type="submit" id="scan" { "Scan 扫一扫" }
+                }
+            } @else {
+                (buyer(trade))
+                (pay_and_cancel(trade))
             }
         },
     )
 }
 
-/// Alipay's page for a refused request, with the sign string it verified when the signature
-/// failed: that string is how merchants find what they signed differently.
-pub fn error(sub_code: &str, sub_msg: &str, sign_content: Option<&str>) -> Markup {
-    // Alipay prints the code without its `isv.` prefix; both forms are here to search for.
-    let short = sub_code.strip_prefix("isv.").unwrap_or(sub_code);
-    layout(
-        "错误",
-        html! {
-            h1 { "调试错误，请回到请求来源地，重新发起请求。" }
-            p { "错误代码 " code id="error-code" data-sub-code=(sub_code) { (short) } " (" (sub_code) ")" }
-            p id="error-message" { "错误原因: " (sub_msg) }
-            @if let Some(content) = sign_content {
-                p { "网关生成的验签字符串 (the sign string the gateway verified):" }
-                pre id="sign-content" { (content) }
+/// `#cashier` names the product and the trade's status for tests and scripts.
+fn heading(trade: &Trade) -> Markup {
+    html! {
+        h1 id="cashier" data-product=(trade.product.as_str()) data-status=(status_text(trade)) {
+            (title(trade.product))
+        }
+        p class="amount" id="amount" { "¥" (trade.total_amount) }
+    }
+}
+
+fn details(trade: &Trade, app: &RegisteredApp) -> Markup {
+    let more = html! {
+        dt { "收款方 seller" } dd id="seller" { (app.seller_email) " (" (app.seller_id) ")" }
+        dt { "应用 app_id" } dd id="app_id" { (app.app_id) }
+        dt { "有效期至 expires" } dd id="expires" { (format_beijing(trade.expires_at)) " (北京时间)" }
+    };
+    summary(trade, more)
+}
+
+fn buyer(trade: &Trade) -> Markup {
+    html! {
+        @if let Some(buyer) = &trade.buyer {
+            p id="buyer" data-buyer-logon-id=(buyer.buyer_logon_id) {
+                "已登录 Logged in: " (buyer.buyer_logon_id)
             }
-        },
-    )
+        }
+    }
 }
 
-pub fn closed(trade: &Trade) -> Markup {
-    layout(
-        "交易关闭",
-        html! {
-            h1 id="status" data-status="TRADE_CLOSED" { "交易已关闭 Trade closed" }
-            p { "This trade can no longer be paid. Return to the merchant's site to start again." }
-            (summary(trade))
-        },
-    )
-}
-
-/// Shown after Pay when the request named no usable return_url.
-pub fn paid(trade: &Trade) -> Markup {
-    layout(
-        "付款成功",
-        html! {
-            h1 id="status" data-status="TRADE_SUCCESS" { "付款成功 Payment complete" }
-            p class="amount" { "¥" (trade.total_amount) }
-            (summary(trade))
-        },
-    )
-}
-
-pub fn not_found() -> Markup {
-    layout(
-        "不存在",
-        html! {
-            h1 { "收银台不存在 No such cashier" }
-            p { "This payment page is unknown to the simulator (was it restarted?)." }
-        },
-    )
+fn pay_and_cancel(trade: &Trade) -> Markup {
+    html! {
+        form id="pay-form" method="post" action=(action(trade, "pay")) {
+            button type="submit" id="pay" { "Pay 付款" }
+        }
+        form id="cancel-form" method="post" action=(action(trade, "cancel")) {
+            button type="submit" id="cancel" { "Cancel 取消" }
+        }
+    }
 }

@@ -1,17 +1,18 @@
 //! Checking a gateway request the way Alipay's gateway does before any business logic: a known
 //! app_id, well-formed common parameters, a Beijing timestamp within ten minutes of now, an RSA2
 //! signature by the app's key over every parameter but `sign` (`sign_type` included), and a JSON
-//! object in biz_content.
+//! object in biz_content. The same checks guard the app SDK's order strings.
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use url::form_urlencoded::byte_serialize;
 
+use super::biz::{self, Biz};
 use super::config::RegisteredApp;
 use alipay_notify::alipay::clock::parse_beijing;
 use alipay_notify::alipay::form::{FormError, RawParams};
+use alipay_notify::alipay::product::Product;
 use alipay_notify::alipay::sign::{sign_content, REQUEST_EXCLUDED};
 
 /// How far a request's timestamp may be from the gateway's clock.
@@ -19,7 +20,8 @@ pub const TIMESTAMP_TOLERANCE: time::Duration = time::Duration::minutes(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiMethod {
-    PagePay,
+    /// The method that opens a trade of this product: page.pay, wap.pay, precreate or app.pay.
+    Create(Product),
     Query,
     Close,
     Refund,
@@ -28,8 +30,10 @@ pub enum ApiMethod {
 
 impl ApiMethod {
     pub fn parse(text: &str) -> Option<Self> {
+        if let Some(product) = Product::ALL.into_iter().find(|p| p.method() == text) {
+            return Some(Self::Create(product));
+        }
         Some(match text {
-            "alipay.trade.page.pay" => Self::PagePay,
             "alipay.trade.query" => Self::Query,
             "alipay.trade.close" => Self::Close,
             "alipay.trade.refund" => Self::Refund,
@@ -40,11 +44,19 @@ impl ApiMethod {
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::PagePay => "alipay.trade.page.pay",
+            Self::Create(product) => product.method(),
             Self::Query => "alipay.trade.query",
             Self::Close => "alipay.trade.close",
             Self::Refund => "alipay.trade.refund",
             Self::RefundQuery => "alipay.trade.fastpay.refund.query",
+        }
+    }
+
+    /// The product whose cashier a buyer sees for this method; precreate is a server's API call.
+    pub fn cashier_product(self) -> Option<Product> {
+        match self {
+            Self::Create(product) if product != Product::Qr => Some(product),
+            _ => None,
         }
     }
 
@@ -61,6 +73,24 @@ pub(crate) fn requested_method(raw: &RawParams) -> Option<ApiMethod> {
         .and_then(ApiMethod::parse)
 }
 
+/// Where a request came in. App pay is never sent to the gateway: the merchant's app hands the
+/// order string to Alipay's app SDK (played by `/sim/app/pay`), which takes nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    Gateway,
+    AppSdk,
+}
+
+impl Entry {
+    fn accepts(self, method: ApiMethod) -> bool {
+        let app_pay = method == ApiMethod::Create(Product::App);
+        match self {
+            Self::Gateway => !app_pay,
+            Self::AppSdk => app_pay,
+        }
+    }
+}
+
 /// A request that passed every gateway check.
 #[derive(Debug)]
 pub(crate) struct GatewayRequest<'a> {
@@ -68,7 +98,7 @@ pub(crate) struct GatewayRequest<'a> {
     pub method: ApiMethod,
     pub charset: String,
     pub params: BTreeMap<String, String>,
-    pub biz: Map<String, Value>,
+    pub biz: Biz,
 }
 
 impl GatewayRequest<'_> {
@@ -222,6 +252,7 @@ pub(crate) fn merge(query: &RawParams, body: &RawParams) -> Result<RawParams, Fo
 pub(crate) fn check<'a>(
     raw: &RawParams,
     apps: &'a HashMap<String, RegisteredApp>,
+    entry: Entry,
     now: OffsetDateTime,
 ) -> Result<GatewayRequest<'a>, GatewayError> {
     let (charset, params) = decode(raw)?;
@@ -234,7 +265,9 @@ pub(crate) fn check<'a>(
     let app_id = get("app_id").ok_or(GatewayError::MissingAppId)?;
     let app = apps.get(app_id).ok_or(GatewayError::InvalidAppId)?;
     let method = get("method").ok_or(GatewayError::MissingMethod)?;
-    let method = ApiMethod::parse(method).ok_or(GatewayError::InvalidMethod)?;
+    let method = ApiMethod::parse(method)
+        .filter(|method| entry.accepts(*method))
+        .ok_or(GatewayError::InvalidMethod)?;
     if get("format").is_some_and(|f| !f.eq_ignore_ascii_case("JSON")) {
         return Err(GatewayError::InvalidFormat);
     }
@@ -255,10 +288,9 @@ pub(crate) fn check<'a>(
         Some(_) => return Err(GatewayError::InvalidVersion),
     }
     verify(raw, app, sign)?;
-    let biz = match get("biz_content").map(serde_json::from_str::<Value>) {
-        Some(Ok(Value::Object(biz))) => biz,
-        _ => return Err(GatewayError::InvalidBizContent),
-    };
+    let biz = get("biz_content")
+        .and_then(biz::parse)
+        .ok_or(GatewayError::InvalidBizContent)?;
     Ok(GatewayRequest {
         app,
         method,
@@ -317,5 +349,18 @@ mod tests {
             "alipay_trade_fastpay_refund_query_response"
         );
         assert_eq!(ApiMethod::parse("alipay.trade.pay"), None);
+        let precreate = ApiMethod::parse("alipay.trade.precreate").unwrap();
+        assert_eq!(precreate, ApiMethod::Create(Product::Qr));
+        assert_eq!(precreate.response_key(), "alipay_trade_precreate_response");
+        assert_eq!(precreate.cashier_product(), None);
+    }
+
+    #[test]
+    fn app_pay_comes_through_the_app_sdk_and_nothing_else_does() {
+        let app_pay = ApiMethod::Create(Product::App);
+        let page_pay = ApiMethod::Create(Product::Page);
+        assert!(Entry::AppSdk.accepts(app_pay) && !Entry::AppSdk.accepts(page_pay));
+        assert!(!Entry::Gateway.accepts(app_pay) && Entry::Gateway.accepts(page_pay));
+        assert!(!Entry::AppSdk.accepts(ApiMethod::Query));
     }
 }

@@ -1,14 +1,20 @@
 //! A simulated Alipay gateway, for tests and local development where nobody can reach the real
-//! one. On the wire it behaves like Alipay: it checks signed page-pay and API requests as the
-//! gateway does, shows a cashier with Pay and Cancel, redirects to return_url with signed
-//! parameters, and POSTs signed notifications to notify_url on Alipay's retry schedule. Fault knobs
-//! make deliveries fail, repeat, race or arrive out of order on purpose.
+//! one. On the wire it behaves like Alipay, for all four ways a buyer pays (`Product`): it checks
+//! signed requests as the gateway does; shows the desktop cashier (page pay), the phone cashier
+//! (wap pay) and the app SDK's cashier for an order string (app pay) with Log in, Pay and Cancel;
+//! answers precreate with a QR code whose phone page offers Scan, then Pay and Cancel; redirects to
+//! return_url with signed parameters; and POSTs signed notifications to notify_url on Alipay's
+//! retry schedule. Fault knobs make deliveries fail, repeat, race or arrive out of order on
+//! purpose.
 //!
 //! Reading guide:
 //! - [`config`] and [`faults`]: what a simulator starts with.
 //! - `server`: [`Simulator`] and the [`SimHandle`] tests hold.
-//! - `routes`: the HTTP surface; `gateway` checks requests, `biz` reads biz_content,
-//!   `cashier` renders pages, `api` answers query, close and refund calls.
+//! - `routes`: the HTTP surface; `gateway` checks requests, `biz` reads biz_content, `api`
+//!   answers precreate, query, close and refund calls, `buyer` serves what a buyer's browser or
+//!   phone asks for (cashier, app SDK, QR page, and their buttons).
+//! - `layout` is the frame of every page; `cashier` draws the cashiers and the QR page,
+//!   `notices` the error, closed and paid pages.
 //! - `lifecycle` and `refunds`: the business rules, failing with a [`TradeError`]; `trades` the
 //!   in-memory trade book.
 //! - `callbacks` signs what goes back to the merchant; `delivery` sends notifications.
@@ -18,6 +24,7 @@
 
 mod api;
 mod biz;
+mod buyer;
 mod callbacks;
 mod cashier;
 pub mod command;
@@ -28,7 +35,9 @@ pub mod faults;
 mod gateway;
 mod ids;
 pub mod keystore;
+mod layout;
 mod lifecycle;
+mod notices;
 mod refunds;
 mod routes;
 mod server;

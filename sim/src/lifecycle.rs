@@ -1,16 +1,19 @@
-//! The simulated Alipay's business rules: a page-pay request opens (or re-opens) a trade; Pay,
-//! Cancel, expiry, the close API and refunds move it along; each step that Alipay reports sends a
-//! signed notification. Every change happens under the trade book's lock; deliveries start after.
+//! The simulated Alipay's business rules: a page.pay, wap.pay, precreate or app.pay request opens
+//! (or re-opens) a trade; the buyer's Log in (or Scan), Pay and Cancel, expiry, the close API and
+//! refunds move it along; each step that Alipay reports sends a signed notification (waiting for
+//! payment is not one of them). Every change happens under the trade book's lock; deliveries start
+//! after.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::biz::PagePayOrder;
+use super::biz::{self, Order};
 use super::callbacks::{self, Event};
 use super::config::RegisteredApp;
 use super::delivery::Job;
 use super::faults::Faults;
+use super::gateway::GatewayRequest;
 use super::ids;
 use super::server::Shared;
 pub(crate) use super::trade_error::TradeError;
@@ -18,21 +21,42 @@ use super::trades::{
     Book, Buyer, DeliveryState, NotificationKind, NotificationRecord, Trade, TradeRef,
 };
 use alipay_notify::alipay::notification::TradeStatus;
+use alipay_notify::alipay::product::Product;
 
-/// Where the page-pay request wants answers, in which charset.
+/// Where the trade-creating request wants answers, in which charset.
 #[derive(Debug, Clone)]
-pub(crate) struct Reply {
+struct Reply {
     pub charset: String,
     pub notify_url: Option<String>,
     pub return_url: Option<String>,
 }
 
-/// The trade a valid page-pay request shows the cashier for: new, or the unpaid one with this
-/// out_trade_no (which must ask for the same amount).
-pub(crate) fn open(
+/// Opens the trade a checked page.pay, wap.pay, precreate or app.pay request asks for. Only the
+/// products that send the buyer's browser back to the merchant keep a return_url.
+pub(crate) fn create(
+    shared: &Arc<Shared>,
+    request: &GatewayRequest<'_>,
+    product: Product,
+    now: OffsetDateTime,
+) -> Result<Trade, TradeError> {
+    let order = biz::order(product, &request.biz, now)?;
+    let reply = Reply {
+        charset: request.charset.clone(),
+        notify_url: request.param("notify_url").map(str::to_owned),
+        return_url: request
+            .param("return_url")
+            .filter(|_| product.redirects())
+            .map(str::to_owned),
+    };
+    open(shared, request.app, order, reply, now)
+}
+
+/// The trade a valid trade-creating request is for: new, or the unpaid one with this out_trade_no
+/// (which must ask for the same amount).
+fn open(
     shared: &Arc<Shared>,
     app: &RegisteredApp,
-    order: PagePayOrder,
+    order: Order,
     reply: Reply,
     now: OffsetDateTime,
 ) -> Result<Trade, TradeError> {
@@ -43,12 +67,14 @@ pub(crate) fn open(
         let trade = Trade {
             app_id: app.app_id.clone(),
             out_trade_no: order.out_trade_no,
+            product: order.product,
             subject: order.subject,
             body: order.body,
             total_amount: order.total_amount,
             charset: reply.charset,
             notify_url: reply.notify_url,
             return_url: reply.return_url,
+            quit_url: order.quit_url,
             passback_params: order.passback_params,
             status: None,
             trade_no: None,
@@ -72,24 +98,30 @@ pub(crate) fn open(
 
 fn reopen<'t>(
     trade: &'t mut Trade,
-    order: &PagePayOrder,
+    order: &Order,
     reply: Reply,
     now: OffsetDateTime,
 ) -> Result<&'t Trade, TradeError> {
-    match trade.status {
-        Some(status) if status.is_paid() => return Err(TradeError::HasSuccess),
-        Some(_) => return Err(TradeError::HasClose),
-        None if now >= trade.expires_at => return Err(TradeError::HasClose),
-        None => {}
-    }
+    unpaid(trade, now)?;
     if trade.total_amount != order.total_amount {
         return Err(TradeError::ContextInconsistent);
     }
-    // The latest request says where the merchant wants answers now.
+    // The latest request says how the buyer pays and where the merchant wants answers now.
+    trade.product = order.product;
+    trade.quit_url = order.quit_url.clone();
     trade.charset = reply.charset;
     trade.notify_url = reply.notify_url;
     trade.return_url = reply.return_url;
     Ok(trade)
+}
+
+/// Refuses a trade that can no longer be paid: paid already, closed, or out of time.
+fn unpaid(trade: &Trade, now: OffsetDateTime) -> Result<(), TradeError> {
+    match trade.status {
+        Some(status) if status.is_paid() => Err(TradeError::HasSuccess),
+        _ if !trade.payable(now) => Err(TradeError::HasClose),
+        _ => Ok(()),
+    }
 }
 
 /// Closes the trade when its time is up, if nobody paid (in real time: the time scale is for
@@ -181,6 +213,27 @@ fn new_buyer() -> Buyer {
     }
 }
 
+/// The buyer logged in at the cashier or scanned the QR code: Alipay now has the trade, waiting
+/// for payment (with a trade_no and a buyer, and no notification). Repeating it changes nothing.
+pub(crate) fn login(
+    shared: &Shared,
+    cashier_id: &str,
+    now: OffsetDateTime,
+) -> Result<Trade, TradeError> {
+    shared.book.with(|book| {
+        let trade = book
+            .by_cashier_mut(cashier_id)
+            .ok_or(TradeError::NotExist)?;
+        unpaid(trade, now)?;
+        if trade.status.is_none() {
+            trade.trade_no = Some(ids::trade_no(now));
+            trade.buyer = Some(new_buyer());
+            trade.status = Some(TradeStatus::WaitBuyerPay);
+        }
+        Ok(trade.clone())
+    })
+}
+
 /// What a click on Pay did.
 pub(crate) enum Paid {
     Now(Trade),
@@ -195,16 +248,14 @@ pub(crate) fn pay(
 ) -> Result<Paid, TradeError> {
     let (paid, jobs) = shared.book.with(|book| {
         let (faults, trade) = at_cashier(shared, book, cashier_id)?;
-        match trade.status {
-            Some(status) if status.is_paid() => {
-                return Ok((Paid::Already(trade.clone()), Vec::new()))
-            }
-            Some(_) => return Err(TradeError::HasClose),
-            None if !trade.payable(now) => return Err(TradeError::HasClose),
-            None => {}
+        match unpaid(trade, now) {
+            Err(TradeError::HasSuccess) => return Ok((Paid::Already(trade.clone()), Vec::new())),
+            Err(error) => return Err(error),
+            Ok(()) => {}
         }
-        trade.trade_no = Some(ids::trade_no(now));
-        trade.buyer = Some(new_buyer());
+        // A buyer who logged in (or scanned) keeps the trade_no and login Alipay gave them.
+        trade.trade_no.get_or_insert_with(|| ids::trade_no(now));
+        trade.buyer.get_or_insert_with(new_buyer);
         trade.paid_at = Some(now);
         let statuses = if faults.out_of_order {
             trade.closed_at = Some(now);
@@ -232,7 +283,7 @@ pub(crate) fn pay(
     Ok(paid)
 }
 
-/// The buyer gave up at the cashier (after logging in, so Alipay has a trade to close).
+/// The buyer gave up at the cashier (logged in by then, so Alipay has a trade to close).
 pub(crate) fn cancel(
     shared: &Shared,
     cashier_id: &str,
@@ -241,26 +292,27 @@ pub(crate) fn cancel(
     let (trade, jobs) = shared.book.with(|book| {
         let (faults, trade) = at_cashier(shared, book, cashier_id)?;
         match trade.status {
-            None => {
-                trade.buyer = Some(new_buyer());
+            Some(status) if status.is_paid() => Err(TradeError::HasSuccess),
+            _ if trade.awaiting_payment() => {
+                trade.buyer.get_or_insert_with(new_buyer);
                 let jobs = close_unpaid(shared, trade, &faults, now);
                 Ok((trade.clone(), jobs))
             }
-            Some(status) if status.is_paid() => Err(TradeError::HasSuccess),
-            Some(_) => Ok((trade.clone(), Vec::new())),
+            _ => Ok((trade.clone(), Vec::new())),
         }
     })?;
     shared.delivery.dispatch(jobs);
     Ok(trade)
 }
 
-/// Time is up for an unpaid trade. Alipay notifies this only if the buyer had logged in or scanned;
-/// the simulator cannot tell, so it always notifies.
+/// Time is up for an unpaid trade, waiting for payment or never logged in to. Alipay has no trade
+/// to close in the second case; the simulator closes and notifies anyway, so that merchants can
+/// test expiry without playing the buyer.
 pub(crate) fn expire(shared: &Shared, app_id: &str, out_trade_no: &str, now: OffsetDateTime) {
     let jobs = shared.book.with(|book| {
         let faults = faults_for(shared, book, out_trade_no);
         match book.find_mut(app_id, out_trade_no) {
-            Some(trade) if trade.status.is_none() => close_unpaid(shared, trade, &faults, now),
+            Some(trade) if trade.awaiting_payment() => close_unpaid(shared, trade, &faults, now),
             _ => Vec::new(),
         }
     });
@@ -273,7 +325,7 @@ fn close_unpaid(
     faults: &Faults,
     now: OffsetDateTime,
 ) -> Vec<Job> {
-    trade.trade_no = Some(ids::trade_no(now));
+    trade.trade_no.get_or_insert_with(|| ids::trade_no(now));
     trade.status = Some(TradeStatus::TradeClosed);
     trade.closed_at = Some(now);
     announce(
@@ -288,7 +340,8 @@ fn close_unpaid(
     .collect()
 }
 
-/// A trade Alipay knows of: one the buyer paid or closed, not one only shown at the cashier.
+/// A trade Alipay knows of: one the buyer logged in to, scanned, paid or closed; not one only
+/// shown at the cashier or as a QR code.
 pub(crate) fn find(shared: &Shared, app_id: &str, by: &TradeRef) -> Result<Trade, TradeError> {
     shared.book.with(|book| {
         book.by_ref_mut(app_id, by)
@@ -298,8 +351,8 @@ pub(crate) fn find(shared: &Shared, app_id: &str, by: &TradeRef) -> Result<Trade
     })
 }
 
-/// `alipay.trade.close`: only a trade waiting for payment can be closed. A page-pay trade nobody
-/// logged in to does not exist yet, and stays payable at the cashier (as at Alipay).
+/// `alipay.trade.close`: only a trade waiting for payment can be closed. A trade nobody logged in
+/// to (or scanned) does not exist yet, and stays payable (as at Alipay).
 pub(crate) fn close(
     shared: &Shared,
     app_id: &str,
@@ -307,14 +360,17 @@ pub(crate) fn close(
     now: OffsetDateTime,
 ) -> Result<Trade, TradeError> {
     let (trade, jobs) = shared.book.with(|book| {
-        let trade = book
+        let out_trade_no = book
             .by_ref_mut(app_id, by)
             .filter(|t| t.status.is_some())
-            .ok_or(TradeError::NotExist)?;
+            .ok_or(TradeError::NotExist)?
+            .out_trade_no
+            .clone();
+        let faults = faults_for(shared, book, &out_trade_no);
+        let trade = book.by_ref_mut(app_id, by).ok_or(TradeError::NotExist)?;
         if trade.status != Some(TradeStatus::WaitBuyerPay) {
             return Err(TradeError::StatusError);
         }
-        let faults = shared.faults.clone();
         let jobs = close_unpaid(shared, trade, &faults, now);
         Ok((trade.clone(), jobs))
     })?;

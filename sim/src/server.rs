@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,12 +52,25 @@ impl Background {
 
 /// Everything the routes and background tasks share.
 pub(crate) struct Shared {
+    /// `http://ADDR` of the bound listener: QR codes point at pages under it.
+    pub base_url: String,
     pub apps: HashMap<String, RegisteredApp>,
     pub alipay_key: PrivateKey,
     pub book: TradeBook,
     pub faults: Faults,
     pub delivery: Delivery,
     pub background: Background,
+}
+
+/// How the simulator names itself in links: its address, with a wildcard bind (`0.0.0.0`, `::`)
+/// written as loopback, which is where a browser on the same machine finds it.
+fn base_url(address: SocketAddr) -> String {
+    let ip = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, address.port()))
 }
 
 /// A simulator bound to its address, not yet serving.
@@ -79,6 +92,13 @@ impl Simulator {
                 address: config.bind,
                 source,
             })?;
+        let base_url = listener
+            .local_addr()
+            .map(base_url)
+            .map_err(|source| SimError::Bind {
+                address: config.bind,
+                source,
+            })?;
         let (stop, stopped) = watch::channel(false);
         let background = Background { stop: stopped };
         let book = TradeBook::default();
@@ -94,6 +114,7 @@ impl Simulator {
             .map(|app| (app.app_id.clone(), app))
             .collect();
         let shared = Arc::new(Shared {
+            base_url,
             apps,
             alipay_key: config.alipay_key,
             book,
@@ -152,7 +173,7 @@ impl SimHandle {
 
     /// `http://ADDR`, where the `/sim/…` routes live.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.shared.base_url.clone()
     }
 
     /// `http://ADDR/gateway.do`: what a merchant configures as its Alipay gateway.

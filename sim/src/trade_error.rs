@@ -1,5 +1,5 @@
 //! Business failures, as Alipay reports them under code 40004 with an `ACQ.*` sub_code, on API
-//! responses and on the page-pay error page.
+//! responses and on the cashiers' error page.
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradeError {

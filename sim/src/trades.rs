@@ -1,6 +1,6 @@
-//! The simulator's trade book: every trade a page-pay request opened, its refunds, and each
-//! notification sent about it with every delivery attempt. In memory, behind one mutex that is
-//! never held across an await.
+//! The simulator's trade book: every trade a page.pay, wap.pay, precreate or app.pay request
+//! opened, its refunds, and each notification sent about it with every delivery attempt. In
+//! memory, behind one mutex that is never held across an await.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,12 +10,15 @@ use time::OffsetDateTime;
 
 use super::faults::Faults;
 use alipay_notify::alipay::notification::TradeStatus;
+use alipay_notify::alipay::product::Product;
 use alipay_notify::money::Amount;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Trade {
     pub app_id: String,
     pub out_trade_no: String,
+    /// How the buyer pays: the latest request for this out_trade_no says (`"wap"` in JSON).
+    pub product: Product,
     pub subject: String,
     pub body: Option<String>,
     pub total_amount: Amount,
@@ -23,9 +26,12 @@ pub struct Trade {
     pub charset: String,
     pub notify_url: Option<String>,
     pub return_url: Option<String>,
+    /// Phone cashier only: where the buyer's "back" goes, and the way back to the shop.
+    pub quit_url: Option<String>,
     pub passback_params: Option<String>,
-    /// `None` while only the cashier has been shown: Alipay has no trade yet, and query answers
-    /// ACQ.TRADE_NOT_EXIST. In JSON it reads `NOT_CREATED`.
+    /// `None` while only the cashier has been shown (or the QR code not yet scanned): Alipay has
+    /// no trade yet, and query answers ACQ.TRADE_NOT_EXIST. In JSON it reads `NOT_CREATED`. A
+    /// buyer who logs in or scans makes it `WAIT_BUYER_PAY`.
     #[serde(serialize_with = "status_text")]
     pub status: Option<TradeStatus>,
     pub trade_no: Option<String>,
@@ -40,6 +46,7 @@ pub struct Trade {
     pub closed_at: Option<OffsetDateTime>,
     pub refunds: Vec<Refund>,
     pub notifications: Vec<NotificationRecord>,
+    /// Names the trade's cashier (and QR page) in `/sim/cashier/{id}/…` and `/sim/qr/{id}`.
     #[serde(skip)]
     pub(crate) cashier_id: String,
 }
@@ -143,9 +150,14 @@ impl Trade {
         all
     }
 
+    /// Not paid and not closed: not created yet, or waiting for the buyer's payment.
+    pub(crate) fn awaiting_payment(&self) -> bool {
+        matches!(self.status, None | Some(TradeStatus::WaitBuyerPay))
+    }
+
     /// Whether the cashier may still take a payment.
     pub(crate) fn payable(&self, now: OffsetDateTime) -> bool {
-        self.status.is_none() && now < self.expires_at
+        self.awaiting_payment() && now < self.expires_at
     }
 }
 

@@ -200,3 +200,37 @@ async fn an_unpaid_trade_closes_when_time_expire_passes() {
         "a late Pay finds the trade closed"
     );
 }
+
+#[tokio::test]
+async fn a_float_amount_from_a_python_sdk_pays_as_two_decimals_end_to_end() {
+    let env = spawn().await;
+    let extra = [("notify_url", &*env.notify_url), ("return_url", RETURN_URL)];
+    // python-alipay-sdk serialises a float: `"total_amount": 88.8`, a JSON number.
+    let biz = |no: &str, total: Value| {
+        json!({
+            "out_trade_no": no, "total_amount": total, "subject": "Tea",
+            "product_code": "FAST_INSTANT_TRADE_PAY"
+        })
+    };
+    let gateway = |biz: Value| {
+        let form = request_form("alipay.trade.page.pay", &biz, &extra);
+        format!("{}?{form}", env.sim.gateway_url())
+    };
+    assert!(biz("T_float", json!(88.8))
+        .to_string()
+        .contains(r#""total_amount":88.8"#));
+
+    let page = env.get(&gateway(biz("T_float", json!(88.8)))).await;
+    let paid = env.press(&page, "pay").await;
+    let received = env.receiver.wait_for(1).await;
+    let refused = env.get(&gateway(biz("T_float_2", json!(88.888)))).await;
+
+    assert_eq!(text_of(&page, "amount"), "¥88.80");
+    let location = paid.headers()[header::LOCATION].to_str().unwrap();
+    let query = location.split_once('?').unwrap().1;
+    let returned = verified(query.as_bytes(), &env.sim.alipay_public_key());
+    assert_eq!(returned.get("total_amount"), Some("88.80"));
+    let notified = verified(&received[0].body, &env.sim.alipay_public_key());
+    assert_eq!(notified.get("total_amount"), Some("88.80"));
+    assert!(refused.contains("ACQ.INVALID_PARAMETER"), "{refused}");
+}

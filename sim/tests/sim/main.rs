@@ -8,5 +8,7 @@ mod support;
 mod cashier;
 mod faults;
 mod notifications;
+mod products;
 mod refunds;
 mod trades;
+mod waiting;

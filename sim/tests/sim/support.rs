@@ -24,6 +24,7 @@ use crate::receiver::{spawn_receiver, Receiver};
 
 pub const APP_ID: &str = "2021000000000001";
 pub const SELLER_ID: &str = "2088000000000001";
+pub const RETURN_URL: &str = "http://shop.example/payment/success";
 pub const WAIT: Duration = Duration::from_secs(10);
 /// How long no further attempt may arrive: longer than the retry that would come next in these
 /// tests (10 min scaled by 0.0001 is 60 ms).
@@ -36,6 +37,8 @@ pub fn app_key() -> PrivateKey {
 pub struct TestEnv {
     pub sim: SimHandle,
     pub merchant: Alipay,
+    /// Where `receiver` listens; requests built with `request_form` name it.
+    pub notify_url: String,
     pub receiver: Arc<Receiver>,
     pub browser: reqwest::Client,
 }
@@ -73,8 +76,8 @@ pub async fn spawn_with(options: Options) -> TestEnv {
             app_id: options.app_id.into(),
             seller_id: Some(SELLER_ID.into()),
             gateway: sim.gateway_url(),
-            notify_url,
-            return_url: "http://shop.example/payment/success".into(),
+            notify_url: notify_url.clone(),
+            return_url: RETURN_URL.into(),
         },
         app_key(),
         sim.alipay_public_key(),
@@ -86,6 +89,7 @@ pub async fn spawn_with(options: Options) -> TestEnv {
     TestEnv {
         sim,
         merchant,
+        notify_url,
         receiver,
         browser,
     }
@@ -137,23 +141,15 @@ impl TestEnv {
 
     /// An API call the way Alipay's SDKs make it: a form POST signed by the app key.
     pub async fn api(&self, method: &str, biz: Value) -> String {
-        let now = format_beijing(OffsetDateTime::now_utc());
-        let params = [
-            ("app_id", APP_ID),
-            ("method", method),
-            ("format", "JSON"),
-            ("charset", "utf-8"),
-            ("sign_type", "RSA2"),
-            ("timestamp", &now),
-            ("version", "1.0"),
-            ("biz_content", &biz.to_string()),
-        ]
-        .map(|(k, v)| (k, v.as_bytes().to_vec()));
-        let body = signed_request(&params);
+        self.api_with(method, biz, &[]).await
+    }
+
+    /// An API call with more common parameters (`notify_url` for precreate, say).
+    pub async fn api_with(&self, method: &str, biz: Value, extra: &[(&str, &str)]) -> String {
         self.browser
             .post(self.sim.gateway_url())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
+            .body(request_form(method, &biz, extra))
             .send()
             .await
             .unwrap()
@@ -162,9 +158,24 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// POSTs a form action found on `page` (the button with this id) and reads the answer.
+    pub async fn press(&self, page: &str, button: &str) -> reqwest::Response {
+        let url = format!("{}{}", self.sim.base_url(), form_action(page, button));
+        self.browser.post(url).send().await.unwrap()
+    }
+
     /// The response object of a signed API answer, after checking its signature over the raw text.
     pub async fn api_verified(&self, method: &str, biz: Value) -> Value {
-        let body = self.api(method, biz).await;
+        self.api_verified_with(method, biz, &[]).await
+    }
+
+    pub async fn api_verified_with(
+        &self,
+        method: &str,
+        biz: Value,
+        extra: &[(&str, &str)],
+    ) -> Value {
+        let body = self.api_with(method, biz, extra).await;
         let (object, sign) = split_signed(&body);
         let sign = sign.unwrap_or_else(|| panic!("unsigned answer: {body}"));
         let key = self.sim.alipay_public_key();
@@ -172,6 +183,40 @@ impl TestEnv {
             .unwrap_or_else(|_| panic!("signature does not verify over {object}"));
         serde_json::from_str(object).unwrap()
     }
+}
+
+/// Any product's request, built here rather than by the service: the common parameters, `extra`
+/// ones (notify_url, return_url…) and biz_content, signed with the app key and form-encoded. For
+/// app pay this is the order string itself.
+pub fn request_form(method: &str, biz: &Value, extra: &[(&str, &str)]) -> String {
+    let now = format_beijing(OffsetDateTime::now_utc());
+    let biz = biz.to_string();
+    let common = [
+        ("app_id", APP_ID),
+        ("method", method),
+        ("format", "JSON"),
+        ("charset", "utf-8"),
+        ("sign_type", "RSA2"),
+        ("timestamp", &now),
+        ("version", "1.0"),
+        ("biz_content", &biz),
+    ];
+    let params: Vec<(&str, Vec<u8>)> = common
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (*k, v.as_bytes().to_vec()))
+        .collect();
+    signed_request(&params)
+}
+
+/// The text of the element with this id (up to its first tag), entities undone.
+pub fn text_of(page: &str, id: &str) -> String {
+    let at = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {page}"));
+    let start = at + page[at..].find('>').expect("a tag's end") + 1;
+    let end = start + page[start..].find('<').expect("a next tag");
+    page[start..end].replace("&amp;", "&")
 }
 
 /// Signs parameters (as bytes, in whatever charset) the request way and form-encodes them.
