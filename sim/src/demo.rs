@@ -45,9 +45,12 @@ impl DemoArgs {
         sim_config.time_scale = 1.0;
         let sim = Simulator::start(sim_config).await?;
 
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (in use? pick another with --listen or LISTEN_ADDR)", self.listen))?;
+        let listener = TcpListener::bind(self.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (in use? pick another with --listen or LISTEN_ADDR)",
+                self.listen
+            )
+        })?;
         let api_token = random_token();
         let shop = Shop::start()
             .await

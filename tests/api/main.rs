@@ -13,6 +13,7 @@ mod notify;
 mod ops;
 mod orders_api;
 mod payflow;
+mod product_payments;
 mod products;
 mod reconcile;
 mod refunds;

@@ -1,7 +1,7 @@
 //! WAIT_BUYER_PAY at the cashier: a buyer who logged in and did not pay. Alipay then has a trade
 //! (with a trade_no and a buyer) that query reports, close and expiry close, and Pay still pays.
 
-use alipay_notify::alipay::pagepay::PagePay;
+use alipay_notify::alipay::pay::PayOrder;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -97,7 +97,7 @@ async fn pay_after_logging_in_keeps_the_trade_no_and_the_buyer() {
 async fn a_waiting_trade_closes_when_time_expire_passes() {
     let env = spawn().await;
     let now = OffsetDateTime::now_utc();
-    let order = PagePay {
+    let order = PayOrder {
         out_trade_no: "T_login_expire",
         total_amount: amount("1.00"),
         subject: "Quick",
