@@ -95,7 +95,9 @@ fn back_link(back: &str) -> Markup {
     html! { a class="back" id="back" href=(back) { "← Back to the shop" } }
 }
 
-fn order_facts(order: &Order) -> Markup {
+/// The order's facts as one grid (one grid per page keeps the labels in line). `expiry`: with
+/// the time to pay before.
+fn order_facts(order: &Order, expiry: bool) -> Markup {
     html! {
         dl {
             dt { "Order" } dd id="out_trade_no" { (order.out_trade_no) }
@@ -103,6 +105,10 @@ fn order_facts(order: &Order) -> Markup {
             dt { "Amount" } dd id="amount" { "¥" (order.total_amount) }
             @if let Some(trade_no) = &order.trade_no {
                 dt { "Alipay trade" } dd id="trade_no" { (trade_no) }
+            }
+            @if expiry {
+                dt { "Pay before" }
+                dd id="expires" { (format_beijing(order.expires_at)) " (Beijing time)" }
             }
         }
     }
@@ -133,7 +139,7 @@ pub(crate) fn order_status(order: &Order, told: Option<bool>, back: &str) -> Mar
             } @else if waiting_for_shop {
                 p id="fulfilling" { "Telling the shop…" }
             }
-            (order_facts(order))
+            (order_facts(order, false))
             (back_link(back))
         },
     )
@@ -147,7 +153,7 @@ pub(crate) fn expired(order: &Order, back: &str) -> Markup {
             h1 id="status" data-status="expired" { "This order has expired" }
             p { "The time to pay it ended at " (format_beijing(order.expires_at)) " (Beijing time). \
                  Nothing was charged; start again from the shop." }
-            (order_facts(order))
+            (order_facts(order, false))
             (back_link(back))
         },
     )
@@ -160,7 +166,7 @@ pub(crate) fn in_app(order: &Order, back: &str) -> Markup {
         html! {
             h1 id="status" data-status="app" { "Pay for this order in the shop's app" }
             p { "This order was created for payment in the shop's mobile app." }
-            (order_facts(order))
+            (order_facts(order, false))
             (back_link(back))
         },
     )
@@ -209,10 +215,7 @@ pub(crate) fn qr(page: &Qr<'_>) -> Markup {
             p id="follow" data-status-url=(page.status_url) data-status="pending" {
                 "Waiting for your payment… this page updates by itself."
             }
-            (order_facts(order))
-            dl {
-                dt { "Pay before" } dd id="expires" { (format_beijing(order.expires_at)) " (Beijing time)" }
-            }
+            (order_facts(order, true))
             p { "On a phone? " a id="qr-link" href=(page.qr_code) { "Open the code in Alipay" } }
             (back_link(page.back))
         },

@@ -1,8 +1,5 @@
-//! The demo in a real browser, as a new user meets it: the shop, the simulated Alipay cashier, and
-//! the return page that turns to "Payment received" once Alipay's notification is in, then
-//! "Order fulfilled" once the shop's webhook endpoint has it. Headless
-//! Chromium through chromedriver (Debian's `chromium` and `chromium-driver`); where they are
-//! missing, build.rs leaves `has_chromium` unset and the test reports itself ignored.
+//! The harness of the browser tests: `alipay-demo` as a child process, and headless Chromium
+//! through chromedriver, on a desktop-sized window or as a 390 px phone.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,7 +8,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alipay_notify::orders::{self, OrderStatus};
 use alipay_test_support::net::free_address;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -22,86 +18,37 @@ use tempfile::TempDir;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The longest any one step may take, the wait for Alipay's notification included.
-const WAIT: Duration = Duration::from_secs(20);
-const PAID: &str = r#"h1#status[data-status="paid"]"#;
+pub const WAIT: Duration = Duration::from_secs(20);
+pub const PAID: &str = r#"h1#status[data-status="paid"]"#;
 
-#[tokio::test]
-#[cfg_attr(
-    not(has_chromium),
-    ignore = "needs Debian's chromium and chromium-driver"
-)]
-async fn a_buyer_pays_in_the_demo_and_sees_payment_received_and_the_shop_told() {
-    let demo = Demo::start().await;
-    let browser = Browser::start().await;
+/// The phone the tests hold: an iPhone-sized viewport with an iPhone's User-Agent.
+pub const PHONE_WIDTH: u32 = 390;
+const PHONE_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) \
+AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
 
-    browser.goto(&format!("http://{}/", demo.addr)).await;
-    browser.click("#pay").await; // the shop's "Pay with Alipay"
-    browser.wait_for("#cancel").await; // only the cashier has Cancel
-    let cashier = browser.url().await;
-    browser.click("#pay").await; // the cashier's Pay
-    let status = browser.wait_for(PAID).await;
-
-    assert_ne!(
-        cashier.port(),
-        Some(demo.addr.port()),
-        "cashier not at the simulator: {cashier}"
-    );
-    let page = browser.url().await;
-    assert_eq!(
-        page.port(),
-        Some(demo.addr.port()),
-        "not back at the service: {page}"
-    );
-    assert_eq!(page.path(), "/payment/success");
-    assert_eq!(status.text().await.unwrap(), "Payment received");
-    // The page keeps refreshing until the shop's webhook endpoint has verified and taken the
-    // order.paid event.
-    let fulfilled = browser.wait_for("#fulfilled").await;
-    assert_eq!(
-        fulfilled.text().await.unwrap(),
-        "Order fulfilled (webhook received)"
-    );
-    assert_eq!(browser.text("#amount").await, "¥88.00");
-    let out_trade_no = browser.text("#out_trade_no").await;
-    save_screenshot(&browser.client.screenshot().await.unwrap());
-    browser.close().await;
-
-    let store = orders::connect(&demo.database_url(), 1, Default::default())
-        .await
-        .unwrap();
-    let order = store.order(&out_trade_no).await.unwrap();
-    let order = order.unwrap_or_else(|| panic!("order {out_trade_no} is not in the database"));
-    assert_eq!(order.status, OrderStatus::Paid, "{order:?}");
-    assert_eq!(order.total_amount.to_string(), "88.00");
-    assert!(
-        order.trade_no.is_some() && order.paid_at.is_some(),
-        "{order:?}"
-    );
-}
-
-/// Saved with the build (target/tmp/demo-paid.png). `UPDATE_DOCS=1` also refreshes the copy the
-/// README shows, docs/demo-paid.png, so that ordinary test runs leave the checkout clean.
-fn save_screenshot(png: &[u8]) {
-    let build = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-paid.png");
+/// Saved with the build (target/tmp/NAME). `UPDATE_DOCS=1` also refreshes the copy the README
+/// shows, docs/NAME, so that ordinary test runs leave the checkout clean.
+pub fn save_screenshot(name: &str, png: &[u8]) {
+    let build = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&build, png).unwrap();
     println!("screenshot: {}", build.display());
     if std::env::var_os("UPDATE_DOCS").is_some() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
         std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("demo-paid.png"), png).unwrap();
+        std::fs::write(docs.join(name), png).unwrap();
     }
 }
 
 /// `alipay-demo` as a child process on a free port, its keys and database in a temporary
 /// directory. Its output goes to demo.log there, printed if the test fails.
-struct Demo {
-    addr: SocketAddr,
+pub struct Demo {
+    pub addr: SocketAddr,
     data: TempDir,
     _process: KillOnDrop,
 }
 
 impl Demo {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         let addr = free_address();
         let log = File::create(data.path().join("demo.log")).unwrap();
@@ -124,7 +71,7 @@ impl Demo {
         }
     }
 
-    fn database_url(&self) -> String {
+    pub fn database_url(&self) -> String {
         format!("sqlite:{}", self.data.path().join("demo.db").display())
     }
 }
@@ -139,14 +86,24 @@ impl Drop for Demo {
 }
 
 /// chromedriver on a free port, driving headless Chromium with a fresh profile.
-struct Browser {
-    client: Client,
+pub struct Browser {
+    pub client: Client,
     _driver: Driver,
     _profile: TempDir,
 }
 
 impl Browser {
-    async fn start() -> Self {
+    /// A desktop-sized window.
+    pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A 390 px wide phone with an iPhone's User-Agent.
+    pub async fn start_phone() -> Self {
+        Self::start_with(Some(PHONE_WIDTH)).await
+    }
+
+    async fn start_with(phone_width: Option<u32>) -> Self {
         let profile = tempfile::tempdir().unwrap();
         let addr = free_address();
         let mut process = KillOnDrop(
@@ -160,7 +117,7 @@ impl Browser {
         wait_until_answers(&format!("http://{addr}/status"), &mut process.0).await;
         let driver = Driver { addr, process };
         let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(chrome_options(profile.path()))
+            .capabilities(chrome_options(profile.path(), phone_width))
             .connect(&format!("http://{addr}"))
             .await
             .expect("chromedriver should start a Chromium session");
@@ -171,24 +128,24 @@ impl Browser {
         }
     }
 
-    async fn goto(&self, url: &str) {
+    pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
-    async fn url(&self) -> url::Url {
+    pub async fn url(&self) -> url::Url {
         self.client.current_url().await.unwrap()
     }
 
-    async fn click(&self, css: &str) {
+    pub async fn click(&self, css: &str) {
         self.wait_for(css).await.click().await.unwrap();
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub async fn text(&self, css: &str) -> String {
         self.wait_for(css).await.text().await.unwrap()
     }
 
     /// Polls for `css` (pages reload and navigate meanwhile); on time-out, fails with the page.
-    async fn wait_for(&self, css: &str) -> Element {
+    pub async fn wait_for(&self, css: &str) -> Element {
         let deadline = Instant::now() + WAIT;
         loop {
             let found = self.client.find(Locator::Css(css)).await;
@@ -205,13 +162,28 @@ impl Browser {
         }
     }
 
+    /// Whether the page fits the window's width: nothing makes it scroll sideways.
+    pub async fn fits_width(&self) -> (bool, String) {
+        let script = "return [document.documentElement.scrollWidth, window.innerWidth]";
+        let widths = self.client.execute(script, vec![]).await.unwrap();
+        let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        let url = self.url().await;
+        (
+            scroll <= inner,
+            format!("{url}: {scroll} px wide in a {inner} px window"),
+        )
+    }
+
     /// Ends the session, which quits Chromium.
-    async fn close(self) {
+    pub async fn close(self) {
         self.client.close().await.unwrap();
     }
 }
 
-fn chrome_options(profile: &Path) -> serde_json::Map<String, serde_json::Value> {
+fn chrome_options(
+    profile: &Path,
+    phone_width: Option<u32>,
+) -> serde_json::Map<String, serde_json::Value> {
     let args = [
         "--headless",
         "--no-sandbox",
@@ -225,7 +197,14 @@ fn chrome_options(profile: &Path) -> serde_json::Map<String, serde_json::Value> 
     ];
     let mut args: Vec<String> = args.map(String::from).into();
     args.push(format!("--user-data-dir={}", profile.display()));
-    let options = json!({ "goog:chromeOptions": { "binary": CHROMIUM, "args": args } });
+    let mut chrome = json!({ "binary": CHROMIUM, "args": args });
+    if let Some(width) = phone_width {
+        chrome["mobileEmulation"] = json!({
+            "deviceMetrics": { "width": width, "height": 844, "pixelRatio": 2.0, "touch": true },
+            "userAgent": PHONE_AGENT,
+        });
+    }
+    let options = json!({ "goog:chromeOptions": chrome });
     options.as_object().unwrap().clone()
 }
 
