@@ -104,7 +104,7 @@ fn python_reads_gateway_url(url: &str, out: &Path) -> Value {
     serde_json::from_slice(&output.stdout).expect("python prints JSON")
 }
 
-fn is_alipay_timestamp(text: &str) -> bool {
+pub fn is_alipay_timestamp(text: &str) -> bool {
     let shape = "dddd-dd-dd dd:dd:dd";
     text.len() == shape.len()
         && text.chars().zip(shape.chars()).all(|(c, s)| match s {

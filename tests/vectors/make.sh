@@ -46,10 +46,15 @@ rm app_signed_content.sig
 # Notification and return_url vectors, signed with the alipay key.
 python3 make_notifies.py
 
-# Standard Webhooks signatures, made by the reference implementation (PyPI standardwebhooks) in a
-# throwaway virtualenv.
-venv="$(mktemp -d)/swh"
-python3 -m venv "$venv" && "$venv/bin/pip" install -q standardwebhooks==1.3.0
+# Made by real implementations from PyPI, in one throwaway virtualenv: Standard Webhooks signatures
+# by the reference implementation (standardwebhooks), and wap, app and precreate requests by
+# fzlee's python-alipay-sdk, the SDK the original tutorial uses (products.json).
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+venv="$tmp/venv"
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q standardwebhooks==1.3.0 python-alipay-sdk==3.4.0
 "$venv/bin/python" make_webhooks.py
+"$venv/bin/python" make_products.py
 
 echo "vectors written to $(pwd)"
