@@ -1,9 +1,9 @@
-//! Sets `cfg(has_chromium)` when Debian's headless browser is installed, so sim/tests/browser.rs runs
+//! Sets `cfg(has_chromium)` when Debian's headless browser is installed, so sim/tests/browser/ runs
 //! where it can and reports itself ignored (never passes) where it cannot.
 
 use std::path::Path;
 
-/// What tests/browser.rs starts: the packages `chromium` and `chromium-driver`.
+/// What tests/browser/ starts: the packages `chromium` and `chromium-driver`.
 const BROWSER: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
 
 fn main() {
