@@ -144,21 +144,7 @@ fn page_pay_url_verifies_as_python_and_openssl_rebuild_it() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let decoded = python_reads_gateway_url(&url, dir.path());
-    let content = std::fs::read(dir.path().join("content.txt")).unwrap();
-    let signature = std::fs::read(dir.path().join("sig.bin")).unwrap();
-    assert!(
-        openssl_verifies(
-            "sha256",
-            &vector_path("app_public_spki.pem"),
-            &content,
-            &signature
-        ),
-        "openssl rejects the page-pay signature over python's sign string:\n{}",
-        String::from_utf8_lossy(&content)
-    );
-    let content = String::from_utf8(content).unwrap();
-    assert!(content.contains("&sign_type=RSA2&"), "{content}");
-    assert!(!content.contains("&sign="), "{content}");
+    crate::sdk::assert_openssl_verifies_python_sign_string(dir.path());
 
     let params = &decoded["params"];
     assert_eq!(decoded["endpoint"], "https://openapi.alipay.com/gateway.do");

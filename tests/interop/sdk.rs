@@ -217,7 +217,15 @@ pub fn verified_by_python_and_openssl(parts: &[&str]) -> Value {
         "python could not read the request: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let read = |file: &str| std::fs::read(Path::new(dir.path()).join(file)).unwrap();
+    assert_openssl_verifies_python_sign_string(dir.path());
+    serde_json::from_slice(&output.stdout).expect("python prints JSON")
+}
+
+/// openssl verifies, with the app's public key, the signature python took from a request over
+/// the sign string python rebuilt (`content.txt` and `sig.bin` in `dir`), which keeps
+/// `sign_type` and leaves out `sign`.
+pub fn assert_openssl_verifies_python_sign_string(dir: &Path) {
+    let read = |file: &str| std::fs::read(dir.join(file)).unwrap();
     let (content, signature) = (read("content.txt"), read("sig.bin"));
     assert!(
         openssl_verifies(
@@ -232,7 +240,6 @@ pub fn verified_by_python_and_openssl(parts: &[&str]) -> Value {
     let content = String::from_utf8(content).unwrap();
     assert!(content.contains("&sign_type=RSA2&"), "{content}");
     assert!(!content.contains("&sign="), "{content}");
-    serde_json::from_slice(&output.stdout).expect("python prints JSON")
 }
 
 /// What every product's request must say, read from python's decoding of it. `raw_sign` is the
