@@ -393,7 +393,7 @@ impl Settings {
             setting: "PUBLIC_URL",
             source,
         };
-        let base = url::Url::parse(&self.http.public_url).map_err(invalid)?;
+        let base = self.public_url()?;
         let join = |path: &str| base.join(path).map(String::from).map_err(invalid);
         let config = AlipayConfig {
             app_id,
