@@ -93,8 +93,13 @@ impl PrivateKey {
 
     /// The matching public key as bare SPKI base64, the form Alipay's console shows.
     pub fn public_key_base64(&self) -> String {
+        STANDARD.encode(self.public_key_spki_der())
+    }
+
+    /// The matching public key as DER SubjectPublicKeyInfo, to compare with a certificate's.
+    pub fn public_key_spki_der(&self) -> Vec<u8> {
         let spki = self.0.public_key().as_der().expect("SPKI encoding");
-        STANDARD.encode(spki.as_ref())
+        spki.as_ref().to_vec()
     }
 
     /// The private key as PKCS#8 PEM, for saving generated keys.
@@ -115,9 +120,18 @@ impl PublicKey {
             None | Some("PUBLIC KEY") | Some("RSA PUBLIC KEY") => {}
             Some(other) => return Err(KeyError::Label(other.into(), "PUBLIC KEY")),
         }
-        let rejected = || KeyError::Rejected("SPKI or PKCS#1 public");
+        Self::from_der(&der, "SPKI or PKCS#1 public")
+    }
+
+    /// The DER SubjectPublicKeyInfo of a certificate (certificate mode).
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        Self::from_der(der, "SPKI")
+    }
+
+    fn from_der(der: &[u8], shape: &'static str) -> Result<Self, KeyError> {
+        let rejected = || KeyError::Rejected(shape);
         // Parsing alone accepts short keys that RSA2 verification then always refuses.
-        let key = aws_lc_rs::rsa::PublicKey::from_der(&der).map_err(|_| rejected())?;
+        let key = aws_lc_rs::rsa::PublicKey::from_der(der).map_err(|_| rejected())?;
         let bits = RsaParameters::public_modulus_len(key.as_ref()).map_err(|_| rejected())?;
         if bits < 2048 {
             return Err(rejected());

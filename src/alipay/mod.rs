@@ -2,6 +2,7 @@
 //! callbacks. Nothing in here touches the database or HTTP serving.
 
 pub mod callback;
+pub mod cert;
 pub mod clock;
 pub mod form;
 pub mod gateway;
@@ -11,6 +12,7 @@ pub mod pay;
 pub mod product;
 pub mod response;
 pub mod sign;
+pub mod trust;
 
 use keys::{PrivateKey, PublicKey};
 

@@ -57,4 +57,7 @@ python3 -m venv "$venv"
 "$venv/bin/python" make_webhooks.py
 "$venv/bin/python" make_products.py
 
+# Certificate SNs (certs/, certs.json) by the JDK and npm's alipay-sdk: needs java, node and npm.
+./make_certs.sh
+
 echo "vectors written to $(pwd)"
