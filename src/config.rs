@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::alipay::keys::{KeyError, PrivateKey, PublicKey};
 use crate::alipay::product::Product;
+use crate::alipay::trust::{CertFile, CertMode, CertModeError};
 use crate::alipay::{Alipay, AlipayConfig};
 
 /// The defaults, as shipped in the repository's `config/default.toml`.
@@ -68,6 +69,12 @@ pub struct AlipaySettings {
     pub app_private_key_file: Option<PathBuf>,
     pub public_key: Option<String>,
     pub public_key_file: Option<PathBuf>,
+    /// Certificate mode: the app's public-key certificate (`appCertPublicKey_<app_id>.crt`).
+    pub app_cert_file: Option<PathBuf>,
+    /// Certificate mode: Alipay's certificate and its CA (`alipayCertPublicKey_RSA2.crt`).
+    pub cert_file: Option<PathBuf>,
+    /// Certificate mode: Alipay's root bundle (`alipayRootCert.crt`).
+    pub root_cert_file: Option<PathBuf>,
     pub seller_id: Option<String>,
     pub gateway: String,
 }
@@ -182,7 +189,7 @@ pub(crate) enum Kind {
 }
 
 /// Every environment variable, the setting it sets, and how its value is read.
-pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 26] = [
+pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 29] = [
     ("DATABASE_URL", "database.url", Kind::Text),
     (
         "DATABASE_MAX_CONNECTIONS",
@@ -229,6 +236,9 @@ pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 26] = [
         "alipay.public_key_file",
         Kind::Text,
     ),
+    ("ALIPAY_APP_CERT_FILE", "alipay.app_cert_file", Kind::Text),
+    ("ALIPAY_CERT_FILE", "alipay.cert_file", Kind::Text),
+    ("ALIPAY_ROOT_CERT_FILE", "alipay.root_cert_file", Kind::Text),
     ("ALIPAY_SELLER_ID", "alipay.seller_id", Kind::Text),
     ("ALIPAY_GATEWAY", "alipay.gateway", Kind::Text),
     ("CHECKOUT_OPEN", "checkout.open", Kind::Parsed),
@@ -258,7 +268,8 @@ pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 26] = [
 /// What `serve` cannot start without (for `serve --help` and the README).
 pub(crate) const REQUIRED: &str =
     "ALIPAY_APP_ID, ALIPAY_APP_PRIVATE_KEY (or ALIPAY_APP_PRIVATE_KEY_FILE), \
-ALIPAY_PUBLIC_KEY (or ALIPAY_PUBLIC_KEY_FILE)";
+ALIPAY_PUBLIC_KEY (or ALIPAY_PUBLIC_KEY_FILE), or in certificate mode ALIPAY_APP_CERT_FILE, \
+ALIPAY_CERT_FILE and ALIPAY_ROOT_CERT_FILE instead of the public key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -281,6 +292,26 @@ pub enum ConfigError {
         "ENABLED_PRODUCTS must list one or more of page, wap, qr, app (comma-separated), not {0:?}"
     )]
     Products(String),
+    #[error(
+        "both ALIPAY_PUBLIC_KEY (or ALIPAY_PUBLIC_KEY_FILE) and certificate files ({0}) are set: \
+an app signs with plain keys or in certificate mode, as set up in Alipay's console; \
+keep the public key or the three certificate files"
+    )]
+    KeyAndCertificates(String),
+    #[error("certificate mode needs all three of ALIPAY_APP_CERT_FILE, ALIPAY_CERT_FILE and ALIPAY_ROOT_CERT_FILE; {0} is not set")]
+    MissingCertificate(&'static str),
+    #[error("{setting}: cannot read {path}")]
+    UnreadableCertificate {
+        setting: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{setting} ({path})")]
+    BadCertificate {
+        setting: &'static str,
+        path: PathBuf,
+        source: CertModeError,
+    },
     #[error("{setting} is not a valid URL")]
     InvalidUrl {
         setting: &'static str,
@@ -379,16 +410,6 @@ impl Settings {
                 setting: "ALIPAY_APP_PRIVATE_KEY",
                 source,
             })?;
-        let public = read_secret(
-            "ALIPAY_PUBLIC_KEY",
-            settings.public_key.clone().map(SecretString::from).as_ref(),
-            settings.public_key_file.as_deref(),
-        )?;
-        let alipay_key =
-            PublicKey::parse(public.expose_secret()).map_err(|source| ConfigError::BadKey {
-                setting: "ALIPAY_PUBLIC_KEY",
-                source,
-            })?;
         let invalid = |source| ConfigError::InvalidUrl {
             setting: "PUBLIC_URL",
             source,
@@ -402,8 +423,110 @@ impl Settings {
             notify_url: join("alipay/notify")?,
             return_url: join("payment/success")?,
         };
-        Ok(Alipay::new(config, app_key, alipay_key))
+        match self.certificate_files()? {
+            Some(files) => {
+                let certs = load_certificates(&files, &app_key)?;
+                Ok(Alipay::with_certificates(config, app_key, certs))
+            }
+            None => {
+                let public = read_secret(
+                    "ALIPAY_PUBLIC_KEY",
+                    settings.public_key.clone().map(SecretString::from).as_ref(),
+                    settings.public_key_file.as_deref(),
+                )?;
+                let alipay_key = PublicKey::parse(public.expose_secret()).map_err(|source| {
+                    ConfigError::BadKey {
+                        setting: "ALIPAY_PUBLIC_KEY",
+                        source,
+                    }
+                })?;
+                Ok(Alipay::new(config, app_key, alipay_key))
+            }
+        }
     }
+
+    /// The three certificate files when any is set (certificate mode), each with its file.
+    fn certificate_files(&self) -> Result<Option<CertificateFiles<'_>>, ConfigError> {
+        let settings = &self.alipay;
+        let given = [
+            (CertFile::App, settings.app_cert_file.as_deref()),
+            (CertFile::Alipay, settings.cert_file.as_deref()),
+            (CertFile::Root, settings.root_cert_file.as_deref()),
+        ]
+        .map(|(file, path)| (file, path.filter(|p| !p.as_os_str().is_empty())));
+        let set: Vec<&str> = given
+            .iter()
+            .filter(|(_, path)| path.is_some())
+            .map(|(file, _)| file.setting())
+            .collect();
+        if set.is_empty() {
+            return Ok(None);
+        }
+        let public_key_set = settings
+            .public_key
+            .as_deref()
+            .is_some_and(|k| !k.trim().is_empty())
+            || settings
+                .public_key_file
+                .as_deref()
+                .is_some_and(|p| !p.as_os_str().is_empty());
+        if public_key_set {
+            return Err(ConfigError::KeyAndCertificates(set.join(", ")));
+        }
+        let [app, alipay, root] =
+            given.map(|(file, path)| path.ok_or(ConfigError::MissingCertificate(file.setting())));
+        Ok(Some(CertificateFiles {
+            app: app?,
+            alipay: alipay?,
+            root: root?,
+        }))
+    }
+}
+
+/// Where the three files of certificate mode are.
+struct CertificateFiles<'a> {
+    app: &'a Path,
+    alipay: &'a Path,
+    root: &'a Path,
+}
+
+impl CertificateFiles<'_> {
+    fn path(&self, file: CertFile) -> &Path {
+        match file {
+            CertFile::App => self.app,
+            CertFile::Alipay => self.alipay,
+            CertFile::Root => self.root,
+        }
+    }
+}
+
+/// Reads the certificate files and checks them against each other and the app key, at now.
+fn load_certificates(
+    files: &CertificateFiles<'_>,
+    app_key: &PrivateKey,
+) -> Result<CertMode, ConfigError> {
+    // Bytes, not text: a binary (DER) file is then reported as "no PEM certificate in it".
+    let read = |file: CertFile| {
+        std::fs::read(files.path(file))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|source| ConfigError::UnreadableCertificate {
+                setting: file.setting(),
+                path: files.path(file).to_owned(),
+                source,
+            })
+    };
+    CertMode::load(
+        &read(CertFile::App)?,
+        &read(CertFile::Alipay)?,
+        &read(CertFile::Root)?,
+        app_key,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|(file, source)| ConfigError::BadCertificate {
+        setting: file.setting(),
+        path: files.path(file).to_owned(),
+        source,
+    })
 }
 
 /// A key given inline or as a file; the inline value wins. Errors name the setting only.
@@ -539,6 +662,101 @@ mod tests {
                 settings.database.url.expose(),
                 "postgres://shop:pg-s3cret@db.internal:5432/shop"
             );
+            Ok(())
+        });
+    }
+
+    fn vector(file: &str) -> String {
+        format!("{}/tests/vectors/{file}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The app id, key and public URL, plus the environment given.
+    fn alipay_with(jail: &mut Jail, env: &[(&str, String)]) -> Result<Alipay, ConfigError> {
+        jail.set_env("ALIPAY_APP_ID", "2021000000000001");
+        jail.set_env(
+            "ALIPAY_APP_PRIVATE_KEY_FILE",
+            vector("app_private_pkcs8.pem"),
+        );
+        for (name, value) in env {
+            jail.set_env(name, value);
+        }
+        Settings::load(None).expect("loads").alipay()
+    }
+
+    fn cert_files() -> Vec<(&'static str, String)> {
+        vec![
+            ("ALIPAY_APP_CERT_FILE", vector("certs/app_cert.crt")),
+            ("ALIPAY_CERT_FILE", vector("certs/alipay_cert_chain.crt")),
+            ("ALIPAY_ROOT_CERT_FILE", vector("certs/root_bundle.crt")),
+        ]
+    }
+
+    #[test]
+    fn the_three_certificate_files_select_certificate_mode() {
+        Jail::expect_with(|jail| {
+            let alipay = alipay_with(jail, &cert_files()).expect("certificate mode");
+            let certs = alipay.certificates().expect("in certificate mode");
+            assert_eq!(
+                certs.root_cert_sn(),
+                "96cb8e0f1d1780cc185cbc05cbf33e41_093225e01f1ee64818776c7c4b3ca033"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_public_key_and_certificate_files_together_are_refused() {
+        Jail::expect_with(|jail| {
+            let mut env = cert_files();
+            env.push(("ALIPAY_PUBLIC_KEY_FILE", vector("alipay_public_spki.pem")));
+            let error = alipay_with(jail, &env).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::KeyAndCertificates(_)),
+                "{error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("ALIPAY_PUBLIC_KEY") && message.contains("ALIPAY_CERT_FILE"),
+                "{message}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn certificate_mode_needs_all_three_files_and_names_the_bad_one() {
+        Jail::expect_with(|jail| {
+            let mut env = cert_files();
+            env.pop();
+            let error = alipay_with(jail, &env).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::MissingCertificate("ALIPAY_ROOT_CERT_FILE")
+                ),
+                "{error:?}"
+            );
+
+            let mut env = cert_files();
+            env[2].1 = vector("certs/root_bundle_ec_only.crt");
+            let error = alipay_with(jail, &env).unwrap_err();
+            let message = crate::report::Report(&error).to_string();
+            assert!(
+                message.contains("ALIPAY_ROOT_CERT_FILE")
+                    && message.contains("root_bundle_ec_only.crt")
+                    && message.contains("no RSA-signed root"),
+                "{message}"
+            );
+
+            let mut env = cert_files();
+            env[0].1 = vector("app_private_pkcs8.pem");
+            let message = crate::report::Report(&alipay_with(jail, &env).unwrap_err()).to_string();
+            assert!(
+                message.contains("ALIPAY_APP_CERT_FILE") && message.contains("not valid PEM"),
+                "{message}"
+            );
+            // A key file's content never reaches the message.
+            assert!(!message.contains("MII"), "{message}");
             Ok(())
         });
     }

@@ -1,12 +1,19 @@
 //! Prometheus metrics for ops: what notifications became, how long they took, how orders moved,
 //! what reconciliation found, and how often the database failed us. Served at `GET /metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+
+use crate::alipay::Alipay;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
@@ -205,11 +212,65 @@ impl Metrics {
         self.webhook_oldest_seconds.set(oldest_seconds);
     }
 
+    /// In certificate mode: each certificate's time left and the rotations seen, read from
+    /// `alipay` at every scrape.
+    pub fn watch_certificates(&mut self, alipay: Arc<Alipay>) {
+        if alipay.certificates().is_some() {
+            self.registry
+                .register_collector(Box::new(CertificateCollector(alipay)));
+        }
+    }
+
     /// The Prometheus text exposition format.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String");
         text
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    /// app, alipay or root.
+    file: &'static str,
+    sn: String,
+}
+
+/// Certificate mode's gauges, computed when scraped so they count down between scrapes.
+#[derive(Debug)]
+struct CertificateCollector(Arc<Alipay>);
+
+impl Collector for CertificateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(certs) = self.0.certificates() else {
+            return Ok(());
+        };
+        let now = OffsetDateTime::now_utc();
+        let mut family = encoder.encode_descriptor(
+            "alipay_certificate_expiry_seconds",
+            "Seconds until each certificate of certificate mode expires (app, Alipay's current, roots)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for expiry in certs.expiries() {
+            let labels = CertificateLabels {
+                file: expiry.file.label(),
+                sn: expiry.sn,
+            };
+            let seconds = (expiry.not_after - now).as_seconds_f64();
+            ConstGauge::new(seconds).encode(family.encode_family(&labels)?)?;
+        }
+        let (installed, refused) = certs.rotations();
+        let mut family = encoder.encode_descriptor(
+            "alipay_certificate_rotations",
+            "Alipay certificates fetched after a rotation: installed, or refused (not trusted)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (outcome, count) in [("installed", installed), ("refused", refused)] {
+            ConstCounter::new(count).encode(family.encode_family(&OutcomeLabels { outcome })?)?;
+        }
+        Ok(())
     }
 }

@@ -37,7 +37,8 @@ impl Application {
 
     /// As `build`, on a listener bound beforehand (when PUBLIC_URL must name its port).
     pub async fn build_on(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
-        let alipay = settings.alipay()?;
+        let alipay = Arc::new(settings.alipay()?);
+        warn_of_expiring_certificates(&alipay);
         let checkout = Arc::new(Checkout {
             open: settings.checkout.open,
             order_expiry: time::Duration::minutes(settings.checkout.order_expiry_minutes.into()),
@@ -65,11 +66,15 @@ impl Application {
         }
         let state = AppState {
             store,
-            alipay: Arc::new(alipay),
+            alipay: alipay.clone(),
             api_token: api_token as Option<Arc<SecretString>>,
             checkout,
             gateway: Arc::new(GatewayClient::new(RetryPolicy::default())),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new({
+                let mut metrics = Metrics::default();
+                metrics.watch_certificates(alipay);
+                metrics
+            }),
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
             webhook_endpoints: Arc::new(endpoints.iter().map(|e| e.name.clone()).collect()),
         };
@@ -173,4 +178,28 @@ pub async fn shutdown_signal() {
     let terminate = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// How far ahead the log warns that a certificate of certificate mode expires.
+const CERTIFICATE_WARNING: time::Duration = time::Duration::days(30);
+
+/// Certificate mode: a warning per certificate that expires within [`CERTIFICATE_WARNING`]
+/// (an expired one stops the start earlier). The metric counts down between starts.
+fn warn_of_expiring_certificates(alipay: &crate::alipay::Alipay) {
+    let Some(certs) = alipay.certificates() else {
+        return;
+    };
+    let now = time::OffsetDateTime::now_utc();
+    for expiry in certs.expiries() {
+        let left = expiry.not_after - now;
+        if left < CERTIFICATE_WARNING {
+            tracing::warn!(
+                setting = expiry.file.setting(),
+                sn = %expiry.sn,
+                not_after = %expiry.not_after,
+                days_left = left.whole_days(),
+                "a certificate expires soon: download its successor from Alipay's console"
+            );
+        }
+    }
 }

@@ -57,6 +57,21 @@ pub fn verify(raw: &RawParams, key: &PublicKey) -> Result<Verified, CallbackErro
     Ok(Verified(raw.text()?))
 }
 
+/// [`verify`] with each of `keys` in turn: in certificate mode Alipay may have signed with a
+/// certificate it has since rotated away from, or one it rotated to.
+pub fn verify_any<K: AsRef<PublicKey>>(
+    raw: &RawParams,
+    keys: &[K],
+) -> Result<Verified, CallbackError> {
+    for key in keys {
+        match verify(raw, key.as_ref()) {
+            Err(CallbackError::Signature) => continue,
+            other => return other,
+        }
+    }
+    Err(CallbackError::Signature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,17 +3,25 @@
 //! biz_content in the form body), with a timeout, retried with backoff on network errors and 5xx
 //! only, and answered with data only when the response signature verifies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::keys::PublicKey;
 use super::pay::{self, biz_content, Callbacks, PayOrder};
 use super::product::Product;
-use super::response::{self, ResponseError, Signed};
+use super::response::{Envelope, ResponseError, Signed};
+use super::trust::{AlipayCert, CertMode, Trust};
 use super::Alipay;
 use crate::report::Report;
+
+/// The API that serves Alipay's certificate by SN (certificate mode).
+const CERT_DOWNLOAD: &str = "alipay.open.app.alipaycert.download";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -23,6 +31,9 @@ pub enum GatewayError {
     Status(u16),
     #[error(transparent)]
     Response(#[from] ResponseError),
+    /// Certificate mode: the response was signed with a certificate we could not get or trust.
+    #[error("Alipay signed with certificate {sn}, which is not trusted: {reason}")]
+    UntrustedCertificate { sn: String, reason: String },
 }
 
 impl GatewayError {
@@ -60,7 +71,16 @@ impl Default for RetryPolicy {
 pub struct GatewayClient {
     http: reqwest::Client,
     policy: RetryPolicy,
+    /// One certificate download at a time: calls that meet the same rotation wait for the
+    /// first to fetch it rather than each fetching it.
+    rotation: tokio::sync::Mutex<()>,
+    /// When a notification that did not verify last made us ask which certificate Alipay signs
+    /// with (certificate mode), so a flood of forgeries costs one call a minute.
+    last_refresh: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// The least time between two certificate refreshes prompted by notifications.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 impl GatewayClient {
     pub fn new(policy: RetryPolicy) -> Self {
@@ -69,7 +89,40 @@ impl GatewayClient {
             .user_agent(concat!("alipay-notify/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client with default TLS builds");
-        Self { http, policy }
+        Self {
+            http,
+            policy,
+            rotation: tokio::sync::Mutex::new(()),
+            last_refresh: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Certificate mode: asks the gateway, in the background and at most once a minute, for
+    /// our current Alipay certificate. The answer is signed with the certificate Alipay signs
+    /// with now, so a rotation we have not yet seen is fetched and checked as any response's
+    /// would be; a notification signed with it then verifies when Alipay resends it.
+    pub fn refresh_certificate_soon(self: Arc<Self>, alipay: Arc<Alipay>) {
+        let Some(certs) = alipay.certificates() else {
+            return;
+        };
+        {
+            let mut last = self.last_refresh.lock().expect("lock");
+            let now = std::time::Instant::now();
+            if last.is_some_and(|at| now.duration_since(at) < REFRESH_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let sn = certs.current().sn;
+        tokio::spawn(async move {
+            let biz = serde_json::json!({ "alipay_cert_sn": sn });
+            let answer = self
+                .call::<_, serde_json::Value>(&alipay, CERT_DOWNLOAD, &biz)
+                .await;
+            if let Err(error) = answer {
+                tracing::warn!(error = %Report(&error), "could not ask Alipay which certificate it signs with");
+            }
+        });
     }
 
     /// Calls `method` with `biz_content` and returns its verified response node.
@@ -90,13 +143,27 @@ impl GatewayClient {
         biz: String,
         callbacks: Callbacks,
     ) -> Result<Signed<T>, GatewayError> {
+        let body = self.exchange(alipay, method, biz, callbacks).await?;
+        let envelope = Envelope::parse(&body, method)?;
+        let key = self.response_key(alipay, &envelope).await?;
+        Ok(envelope.open(&key)?)
+    }
+
+    /// Sends a signed request and returns the response body, retrying network errors and 5xx.
+    async fn exchange(
+        &self,
+        alipay: &Alipay,
+        method: &str,
+        biz: String,
+        callbacks: Callbacks,
+    ) -> Result<String, GatewayError> {
         let mut backoff = self.policy.first_backoff;
         let mut attempt = 1;
         loop {
             // Re-signed per attempt so the timestamp stays fresh.
             let params =
                 alipay.signed_request(method, biz.clone(), OffsetDateTime::now_utc(), callbacks);
-            match self.send(alipay, method, &params).await {
+            match self.post(alipay, &params).await {
                 Err(error) if error.retryable() && attempt < self.policy.attempts => {
                     tracing::warn!(method, attempt, error = %Report(&error), "gateway call failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -108,12 +175,11 @@ impl GatewayClient {
         }
     }
 
-    async fn send<T: DeserializeOwned>(
+    async fn post(
         &self,
         alipay: &Alipay,
-        method: &str,
         params: &[(&'static str, String)],
-    ) -> Result<Signed<T>, GatewayError> {
+    ) -> Result<String, GatewayError> {
         let (body, common): (Vec<_>, Vec<_>) = params
             .iter()
             .cloned()
@@ -130,11 +196,113 @@ impl GatewayClient {
         if !status.is_success() {
             return Err(GatewayError::Status(status.as_u16()));
         }
-        let body = response
+        response
             .text()
             .await
-            .map_err(|e| GatewayError::Network(e.without_url().to_string()))?;
-        Ok(response::read(&body, method, alipay.alipay_key())?)
+            .map_err(|e| GatewayError::Network(e.without_url().to_string()))
+    }
+
+    /// The key to verify `envelope` with. In certificate mode that is the certificate the
+    /// response names; one we do not hold means Alipay rotated its certificate, and the new one
+    /// is fetched and used only if it chains to the configured roots. Otherwise the response is
+    /// not trusted: never a fallback to another key.
+    async fn response_key(
+        &self,
+        alipay: &Alipay,
+        envelope: &Envelope<'_>,
+    ) -> Result<Arc<PublicKey>, GatewayError> {
+        let certs = match alipay.trust() {
+            Trust::Key(key) => return Ok(key.clone()),
+            Trust::Certificates(certs) => certs,
+        };
+        let sn = match envelope.cert_sn() {
+            // Unsigned (only ever an error) or naming no certificate: the current one.
+            Some(sn) if envelope.is_signed() => sn,
+            _ => return Ok(certs.current().key),
+        };
+        if let Some(key) = certs.key(sn) {
+            return Ok(key);
+        }
+        let _one_at_a_time = self.rotation.lock().await;
+        if let Some(key) = certs.key(sn) {
+            return Ok(key);
+        }
+        match self.download_certificate(alipay, certs, sn).await {
+            Ok(cert) => {
+                tracing::info!(
+                    sn,
+                    previous = %certs.current().sn,
+                    not_after = %cert.not_after,
+                    "Alipay rotated its certificate; the new one chains to the roots and is now in use"
+                );
+                let key = cert.key.clone();
+                certs.install(cert);
+                Ok(key)
+            }
+            Err(reason) => {
+                certs.refuse();
+                tracing::error!(
+                    sn,
+                    reason,
+                    "a response was signed with an Alipay certificate that could not be trusted; refused"
+                );
+                Err(GatewayError::UntrustedCertificate {
+                    sn: sn.to_owned(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Fetches Alipay's certificate `sn` and checks it: the SN, the chain to our roots, its
+    /// validity, and the download response's own signature.
+    async fn download_certificate(
+        &self,
+        alipay: &Alipay,
+        certs: &CertMode,
+        sn: &str,
+    ) -> Result<AlipayCert, String> {
+        #[derive(Deserialize)]
+        struct Download {
+            code: String,
+            #[serde(default)]
+            sub_code: String,
+            #[serde(default)]
+            alipay_cert_content: String,
+        }
+        let biz = serde_json::json!({ "alipay_cert_sn": sn }).to_string();
+        let body = self
+            .exchange(alipay, CERT_DOWNLOAD, biz, Callbacks::None)
+            .await
+            .map_err(|e| format!("{CERT_DOWNLOAD} failed: {}", Report(&e)))?;
+        let envelope = Envelope::parse(&body, CERT_DOWNLOAD).map_err(|e| e.to_string())?;
+        // Unverified until the certificate inside has been checked against the roots: read only
+        // to get that certificate (or to say why there is none).
+        let download: Download = envelope.peek().map_err(|e| e.to_string())?;
+        if download.code != "10000" {
+            return Err(format!(
+                "{CERT_DOWNLOAD} answered {} {}",
+                download.code, download.sub_code
+            ));
+        }
+        let pem = STANDARD
+            .decode(download.alipay_cert_content.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or("alipay_cert_content is not base64 of PEM text")?;
+        let cert = certs
+            .check_rotation(&pem, sn, OffsetDateTime::now_utc())
+            .map_err(|e| e.to_string())?;
+        let signer = match envelope.cert_sn() {
+            Some(signer) if signer == sn => Some(cert.key.clone()),
+            Some(signer) => certs.key(signer),
+            None => Some(certs.current().key),
+        }
+        .ok_or("the download response is signed with yet another unknown certificate")?;
+        envelope
+            .open::<serde_json::Value>(&signer)
+            .map_err(|e| format!("the download response: {e}"))?;
+        Ok(cert)
     }
 }
 

@@ -14,7 +14,10 @@ pub mod response;
 pub mod sign;
 pub mod trust;
 
+use std::sync::Arc;
+
 use keys::{PrivateKey, PublicKey};
+use trust::{CertMode, Trust};
 
 /// The merchant's identity at Alipay and where Alipay reaches back to us.
 #[derive(Debug, Clone)]
@@ -27,33 +30,55 @@ pub struct AlipayConfig {
     pub return_url: String,
 }
 
-/// A merchant's Alipay integration: its configuration and both keys, parsed once at start.
+/// A merchant's Alipay integration: its configuration, its key, and whom it trusts, set up once
+/// at start.
 #[derive(Debug)]
 pub struct Alipay {
     pub config: AlipayConfig,
     app_key: PrivateKey,
-    alipay_key: PublicKey,
+    trust: Trust,
 }
 
 impl Alipay {
+    /// An app set up with plain keys: Alipay's public key verifies what Alipay signs.
     pub fn new(config: AlipayConfig, app_key: PrivateKey, alipay_key: PublicKey) -> Self {
         Self {
             config,
             app_key,
-            alipay_key,
+            trust: Trust::Key(Arc::new(alipay_key)),
         }
     }
 
-    /// Alipay's public key, for verifying what the gateway sends.
-    pub fn alipay_key(&self) -> &PublicKey {
-        &self.alipay_key
+    /// An app set up in public-key certificate mode.
+    pub fn with_certificates(config: AlipayConfig, app_key: PrivateKey, certs: CertMode) -> Self {
+        Self {
+            config,
+            app_key,
+            trust: Trust::Certificates(certs),
+        }
     }
 
-    /// Verifies a notification or return_url parameter set with Alipay's public key.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The certificates, in certificate mode.
+    pub fn certificates(&self) -> Option<&CertMode> {
+        match &self.trust {
+            Trust::Key(_) => None,
+            Trust::Certificates(certs) => Some(certs),
+        }
+    }
+
+    /// Verifies a notification or return_url parameter set with Alipay's key (in certificate
+    /// mode, any Alipay certificate we hold, the current one first).
     pub fn verify_callback(
         &self,
         raw: &form::RawParams,
     ) -> Result<callback::Verified, callback::CallbackError> {
-        callback::verify(raw, &self.alipay_key)
+        match &self.trust {
+            Trust::Key(key) => callback::verify(raw, key),
+            Trust::Certificates(certs) => callback::verify_any(raw, &certs.keys()),
+        }
     }
 }

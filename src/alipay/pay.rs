@@ -139,6 +139,11 @@ impl Alipay {
             ("timestamp", format_beijing(now)),
             ("version", "1.0".to_owned()),
         ];
+        if let Some(certs) = self.certificates() {
+            // Certificate mode: which app certificate and which roots; signed like the rest.
+            params.push(("app_cert_sn", certs.app_cert_sn().to_owned()));
+            params.push(("alipay_root_cert_sn", certs.root_cert_sn().to_owned()));
+        }
         if callbacks != Callbacks::None {
             params.push(("notify_url", config.notify_url.clone()));
         }

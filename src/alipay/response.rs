@@ -49,57 +49,105 @@ pub struct Signed<T> {
     pub raw: String,
 }
 
-/// Verifies and decodes the response of `method`. Success (code 10000) must be signed; an error
-/// node may come unsigned (Alipay does that) but is only ever reported as an error.
+/// Verifies and decodes the response of `method` with `key`. Success (code 10000) must be
+/// signed; an error node may come unsigned (Alipay does that) but is only ever reported as an
+/// error.
 pub fn read<T: DeserializeOwned>(
     body: &str,
     method: &str,
     key: &PublicKey,
 ) -> Result<Signed<T>, ResponseError> {
-    let envelope: BTreeMap<&str, &RawValue> =
-        serde_json::from_str(body).map_err(|e| ResponseError::Malformed(e.to_string()))?;
-    let node = node_name(method);
-    // Gateway-level errors (bad app_id, bad signature) come as `error_response`: only ever an error.
-    let (raw, error_only) = match (envelope.get(node.as_str()), envelope.get("error_response")) {
-        (Some(raw), _) => (raw, false),
-        (None, Some(raw)) => (raw, true),
-        (None, None) => return Err(ResponseError::Malformed(format!("no `{node}` in response"))),
-    };
-    let sign: Option<String> = match envelope.get("sign") {
-        Some(sign) => Some(serde_json::from_str(sign.get()).map_err(|_| ResponseError::Signature)?),
-        None => None,
-    };
-    let verified = match &sign {
-        Some(sign) => key
-            .verify(raw.get().as_bytes(), sign)
-            .map(|_| true)
-            .map_err(|_| ResponseError::Signature)?,
-        None => false,
-    };
-    let status: Status =
-        serde_json::from_str(raw.get()).map_err(|e| ResponseError::Malformed(e.to_string()))?;
-    if error_only && status.code == "10000" {
-        return Err(ResponseError::Malformed(
-            "a success under error_response".into(),
-        ));
+    Envelope::parse(body, method)?.open(key)
+}
+
+/// A response split into its parts, not yet verified: which node answers, its raw text, the
+/// signature, and (in certificate mode) the SN of the certificate that signed it.
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    raw: &'a RawValue,
+    /// The node came as `error_response` (gateway-level errors): never data.
+    error_only: bool,
+    sign: Option<String>,
+    cert_sn: Option<String>,
+}
+
+impl<'a> Envelope<'a> {
+    pub fn parse(body: &'a str, method: &str) -> Result<Self, ResponseError> {
+        let envelope: BTreeMap<&str, &RawValue> =
+            serde_json::from_str(body).map_err(|e| ResponseError::Malformed(e.to_string()))?;
+        let node = node_name(method);
+        let (raw, error_only) = match (envelope.get(node.as_str()), envelope.get("error_response"))
+        {
+            (Some(raw), _) => (*raw, false),
+            (None, Some(raw)) => (*raw, true),
+            (None, None) => {
+                return Err(ResponseError::Malformed(format!("no `{node}` in response")))
+            }
+        };
+        let string = |name: &str, error: ResponseError| -> Result<Option<String>, ResponseError> {
+            envelope
+                .get(name)
+                .map(|value| serde_json::from_str(value.get()).map_err(|_| error))
+                .transpose()
+        };
+        Ok(Self {
+            raw,
+            error_only,
+            sign: string("sign", ResponseError::Signature)?,
+            cert_sn: string(
+                "alipay_cert_sn",
+                ResponseError::Malformed("alipay_cert_sn is not a string".into()),
+            )?
+            .filter(|sn| !sn.is_empty()),
+        })
     }
-    if status.code != "10000" {
-        return Err(ResponseError::Business {
-            code: status.code,
-            msg: status.msg,
-            sub_code: status.sub_code,
-            sub_msg: status.sub_msg,
-        });
+
+    /// The SN of the certificate Alipay says signed this response (certificate mode).
+    pub fn cert_sn(&self) -> Option<&str> {
+        self.cert_sn.as_deref()
     }
-    if !verified {
-        return Err(ResponseError::Signature);
+
+    pub fn is_signed(&self) -> bool {
+        self.sign.is_some()
     }
-    let value =
-        serde_json::from_str(raw.get()).map_err(|e| ResponseError::Malformed(e.to_string()))?;
-    Ok(Signed {
-        value,
-        raw: raw.get().to_owned(),
-    })
+
+    /// Reads a field of the node before its signature is checked: only for what the check
+    /// itself needs (the certificate a download serves), never as data.
+    pub fn peek<T: DeserializeOwned>(&self) -> Result<T, ResponseError> {
+        serde_json::from_str(self.raw.get()).map_err(|e| ResponseError::Malformed(e.to_string()))
+    }
+
+    /// Verifies the signature with `key` and decodes the node.
+    pub fn open<T: DeserializeOwned>(self, key: &PublicKey) -> Result<Signed<T>, ResponseError> {
+        let verified = match &self.sign {
+            Some(sign) => key
+                .verify(self.raw.get().as_bytes(), sign)
+                .map(|_| true)
+                .map_err(|_| ResponseError::Signature)?,
+            None => false,
+        };
+        let status: Status = self.peek()?;
+        if self.error_only && status.code == "10000" {
+            return Err(ResponseError::Malformed(
+                "a success under error_response".into(),
+            ));
+        }
+        if status.code != "10000" {
+            return Err(ResponseError::Business {
+                code: status.code,
+                msg: status.msg,
+                sub_code: status.sub_code,
+                sub_msg: status.sub_msg,
+            });
+        }
+        if !verified {
+            return Err(ResponseError::Signature);
+        }
+        Ok(Signed {
+            value: self.peek()?,
+            raw: self.raw.get().to_owned(),
+        })
+    }
 }
 
 #[cfg(test)]

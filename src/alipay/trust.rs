@@ -3,7 +3,7 @@
 //!
 //! With plain keys that is one public key. In certificate mode it is Alipay's certificate, which
 //! Alipay rotates: a response names the certificate that signed it (`alipay_cert_sn`), and a new
-//! one is taken only after it chains to the configured roots ([`CertMode::accept`]). The
+//! one is taken only after it chains to the configured roots ([`CertMode::check_rotation`]). The
 //! certificates seen before stay, so notifications signed before the rotation still verify.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,7 @@ use super::keys::{PrivateKey, PublicKey};
 #[derive(Debug)]
 pub enum Trust {
     /// Plain keys: the Alipay public key from the console.
-    Key(PublicKey),
+    Key(Arc<PublicKey>),
     /// Public-key certificate mode.
     Certificates(CertMode),
 }
@@ -157,26 +157,30 @@ impl CertMode {
         certs.iter().rev().map(|c| c.key.clone()).collect()
     }
 
-    /// Takes a certificate Alipay says it now signs with (the PEM it served for `sn`) only if its
-    /// first certificate is `sn`, chains to our roots and is valid at `now`; then it becomes the
-    /// current one. Refusals are counted.
-    pub fn accept(
+    /// Checks a certificate Alipay served for `sn` (its PEM, Alipay's certificate first, then
+    /// the CAs that issued it): the first certificate must be `sn`, chain to our roots and be
+    /// valid at `now`. Nothing changes until [`Self::install`].
+    pub fn check_rotation(
         &self,
         pem: &str,
         sn: &str,
         now: OffsetDateTime,
     ) -> Result<AlipayCert, CertError> {
-        let result = accept_chain(pem, Some(sn), &self.roots, now);
-        let counter = match &result {
-            Ok(_) => &self.rotations.installed,
-            Err(_) => &self.rotations.refused,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let cert = result?;
+        accept_chain(pem, Some(sn), &self.roots, now)
+    }
+
+    /// Makes a checked certificate the current one; those before it stay for notifications
+    /// signed before the rotation.
+    pub fn install(&self, cert: AlipayCert) {
         let mut certs = self.alipay.write().expect("lock");
         certs.retain(|c| c.sn != cert.sn);
-        certs.push(cert.clone());
-        Ok(cert)
+        certs.push(cert);
+        self.rotations.installed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a rotation that could not be trusted (for the metric).
+    pub fn refuse(&self) {
+        self.rotations.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Installed and refused rotations so far.

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError};
 use time::OffsetDateTime;
 
 use super::{AppState, BODY_LIMIT};
+use crate::alipay::callback::CallbackError;
 use crate::notify::{self, NotifyError};
 use crate::orders::{Outcome, Verdict};
 use crate::report::Report;
@@ -163,6 +164,16 @@ fn refused(state: &AppState, refusal: &Refusal, seconds: f64) -> StatusCode {
         Refusal::Method(_) => ("rejected", StatusCode::METHOD_NOT_ALLOWED),
         Refusal::Notify(NotifyError::ContentType) => {
             ("rejected", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        }
+        Refusal::Notify(NotifyError::Rejected(CallbackError::Signature))
+            if state.alipay.certificates().is_some() =>
+        {
+            // Perhaps signed with a certificate Alipay rotated to since our last API call.
+            state
+                .gateway
+                .clone()
+                .refresh_certificate_soon(state.alipay.clone());
+            ("rejected", StatusCode::BAD_REQUEST)
         }
         Refusal::Notify(NotifyError::Malformed(_) | NotifyError::Rejected(_)) => {
             ("rejected", StatusCode::BAD_REQUEST)

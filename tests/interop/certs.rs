@@ -4,7 +4,10 @@
 
 use alipay_notify::alipay::cert::{root_cert_sn, verify_chain, CertError, Certificate};
 use alipay_notify::alipay::keys::PrivateKey;
+use alipay_notify::alipay::pay::PayOrder;
 use alipay_notify::alipay::trust::{CertFile, CertMode, CertModeError};
+use alipay_notify::alipay::{Alipay, AlipayConfig};
+use alipay_notify::money::Amount;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -190,4 +193,56 @@ fn each_bad_file_is_refused_and_named() {
             CertModeError::Certificate(CertError::NoCertificate)
         ))
     ));
+}
+
+#[test]
+fn requests_in_certificate_mode_sign_both_sns_as_python_and_openssl_read_them() {
+    let certs = CertMode::load(
+        &vector_text("certs/app_cert.crt"),
+        &vector_text("certs/alipay_cert_chain.crt"),
+        &vector_text("certs/root_bundle.crt"),
+        &app_private_key(),
+        now(),
+    )
+    .unwrap();
+    let config = AlipayConfig {
+        app_id: "2021000000000001".into(),
+        seller_id: None,
+        gateway: "https://openapi.alipay.com/gateway.do".into(),
+        notify_url: "https://shop.example.com/alipay/notify".into(),
+        return_url: "https://shop.example.com/payment/success".into(),
+    };
+    let alipay = Alipay::with_certificates(config, app_private_key(), certs);
+    let url = alipay.page_pay_url(
+        &PayOrder {
+            out_trade_no: "T1",
+            total_amount: Amount::parse("0.01").unwrap(),
+            subject: "cert mode",
+            body: None,
+            time_expire: now() + time::Duration::minutes(30),
+        },
+        now(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // python rebuilds the sign string from the URL; openssl verifies our signature over it.
+    let decoded = crate::page_pay::python_reads_gateway_url(&url, dir.path());
+    crate::sdk::assert_openssl_verifies_python_sign_string(dir.path());
+    let signed = std::fs::read_to_string(dir.path().join("content.txt")).unwrap();
+    let java_sn = |file: &str| {
+        let entry = files("cert")
+            .into_iter()
+            .find(|e| e["file"] == file)
+            .unwrap();
+        entry["java"]["sn"].as_str().unwrap().to_owned()
+    };
+    let root_sn = "96cb8e0f1d1780cc185cbc05cbf33e41_093225e01f1ee64818776c7c4b3ca033";
+    assert_eq!(
+        decoded["params"]["app_cert_sn"],
+        java_sn("certs/app_cert.crt")
+    );
+    assert_eq!(decoded["params"]["alipay_root_cert_sn"], root_sn);
+    assert!(
+        signed.starts_with(&format!("alipay_root_cert_sn={root_sn}&app_cert_sn=")),
+        "{signed}"
+    );
 }

@@ -94,7 +94,7 @@ print(json.dumps({
 }))
 "#;
 
-fn python_reads_gateway_url(url: &str, out: &Path) -> Value {
+pub fn python_reads_gateway_url(url: &str, out: &Path) -> Value {
     let output = run("python3", &["-c", PYTHON_GATEWAY, url, path_arg(out)]);
     assert!(
         output.status.success(),
