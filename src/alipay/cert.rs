@@ -34,12 +34,12 @@ pub enum CertError {
     Der { index: usize, reason: String },
     #[error("the certificate's public key is not an RSA key of 2048 bits or more ({0})")]
     Key(KeyError),
-    #[error("certificate {sn} expired at {not_after}")]
+    #[error("certificate {sn} expired at {}", rfc3339(*not_after))]
     Expired {
         sn: String,
         not_after: OffsetDateTime,
     },
-    #[error("certificate {sn} is not valid before {not_before}")]
+    #[error("certificate {sn} is not valid before {}", rfc3339(*not_before))]
     NotYetValid {
         sn: String,
         not_before: OffsetDateTime,
@@ -282,6 +282,12 @@ pub fn verify_chain(
 
 fn sn_of(issuer_name: &str, serial_decimal: &str) -> String {
     hex(&md5(format!("{issuer_name}{serial_decimal}").as_bytes()))
+}
+
+/// For messages: `2026-12-31T23:59:59Z`.
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
 }
 
 fn hex(bytes: &[u8]) -> String {
