@@ -210,4 +210,28 @@ mod tests {
         let error = read::<Query>(&body, "alipay.trade.query", &public).unwrap_err();
         assert!(matches!(error, ResponseError::Malformed(_)), "{error:?}");
     }
+
+    #[test]
+    fn the_signing_certificate_is_read_beside_the_node() {
+        let node = r#"{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS"}"#;
+        let body = |sn: &str| {
+            format!(r#"{{"alipay_trade_query_response":{node},"alipay_cert_sn":{sn},"sign":"x"}}"#)
+        };
+        let named = body(r#""41ecef7ffec0aff2241f9868638d868d""#);
+        let envelope = Envelope::parse(&named, "alipay.trade.query").unwrap();
+        assert_eq!(envelope.cert_sn(), Some("41ecef7ffec0aff2241f9868638d868d"));
+        assert!(envelope.is_signed());
+        let empty = body(r#""""#);
+        assert_eq!(
+            Envelope::parse(&empty, "alipay.trade.query")
+                .unwrap()
+                .cert_sn(),
+            None
+        );
+        let number = body("7");
+        assert!(matches!(
+            Envelope::parse(&number, "alipay.trade.query").unwrap_err(),
+            ResponseError::Malformed(_)
+        ));
+    }
 }
