@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use alipay_notify::alipay::keys::{KeyError, PrivateKey};
+use aws_lc_rs::encoding::AsDer;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 
 use authority::{Authority, KeyKind};
 pub use authority::{IssuedCert, Validity};
@@ -267,6 +270,23 @@ impl Pki {
                 .expect("Alipay has a certificate from the start"),
         )
     }
+}
+
+/// An RSA public key as uploaded to Alipay's console (PEM or bare base64, SPKI or PKCS#1) as the
+/// DER SubjectPublicKeyInfo that `RegisteredApp::in_cert_mode` takes.
+pub fn public_key_spki_der(text: &str) -> Result<Vec<u8>, PkiError> {
+    let text = text.trim().trim_start_matches('\u{feff}').trim();
+    let der = if text.starts_with("-----BEGIN") {
+        pem::parse(text)
+            .map_err(|_| PkiError::PublicKey)?
+            .into_contents()
+    } else {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        STANDARD.decode(compact).map_err(|_| PkiError::PublicKey)?
+    };
+    let key = aws_lc_rs::rsa::PublicKey::from_der(&der).map_err(|_| PkiError::PublicKey)?;
+    let spki = key.as_der().map_err(|_| PkiError::PublicKey)?;
+    Ok(spki.as_ref().to_vec())
 }
 
 /// A leaf certificate and the PEM served for it (the leaf, then the CA that issued it).

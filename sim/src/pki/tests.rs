@@ -151,6 +151,18 @@ fn the_key_directory_keeps_the_hierarchy_and_every_sn() {
 }
 
 #[test]
+fn console_key_text_becomes_the_keys_spki() {
+    let key = PrivateKey::generate();
+    let spki = key.public_key_spki_der();
+    let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", spki.clone()));
+
+    for text in [key.public_key_base64(), pem] {
+        assert_eq!(public_key_spki_der(&text).unwrap(), spki);
+    }
+    assert!(public_key_spki_der("not a key").is_err());
+}
+
+#[test]
 fn a_new_alipay_key_gets_a_new_certificate_under_the_same_hierarchy() {
     let dir = tempfile::tempdir().unwrap();
     let first = load_or_generate(dir.path(), &PrivateKey::generate()).unwrap();
