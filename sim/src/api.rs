@@ -1,19 +1,23 @@
 //! The gateway's API methods: alipay.trade.precreate (a QR code for a new trade), .query, .close,
-//! .refund and .fastpay.refund.query. Each answers `{"<method>_response":{...},"sign":"..."}`,
-//! signed with RSA2 by Alipay's key over the exact text of the response object as written, in the
-//! request's charset. Gateway-level errors (isv.*) are not signed; business results and failures
-//! are.
+//! .refund and .fastpay.refund.query, and alipay.open.app.alipaycert.download (certificate mode).
+//! Each answers `{"<method>_response":{...},"sign":"..."}`, signed with RSA2 by Alipay's key over
+//! the exact text of the response object as written, in the request's charset; in certificate mode
+//! by the key of Alipay's current certificate, named beside it:
+//! `{"<method>_response":{...},"alipay_cert_sn":"...","sign":"..."}`. Gateway-level errors (isv.*)
+//! are not signed; business results and failures are.
 
 use std::sync::Arc;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::biz;
 use super::buyer::qr_code;
-use super::callbacks::{encoding_for, yuan};
+use super::callbacks::{encoding_for, yuan, Signer};
 use super::gateway::{ApiMethod, GatewayError, GatewayRequest};
 use super::lifecycle;
 use super::refunds::{self, Refunded};
@@ -21,7 +25,6 @@ use super::server::Shared;
 use super::trade_error::TradeError;
 use super::trades::Trade;
 use alipay_notify::alipay::clock::format_beijing;
-use alipay_notify::alipay::keys::PrivateKey;
 use alipay_notify::alipay::product::Product;
 
 type Fields = Vec<(&'static str, Value)>;
@@ -48,6 +51,9 @@ pub(crate) fn answer(
         ApiMethod::RefundQuery => biz::refund_query(&request.biz).and_then(|(by, no)| {
             lifecycle::find(shared, app_id, &by).map(|trade| refund_query_fields(&trade, &no))
         }),
+        ApiMethod::CertDownload => {
+            biz::cert_sn(&request.biz).and_then(|sn| cert_download_fields(shared, &sn))
+        }
         // Routed to a cashier before getting here; answered as Alipay answers a wrong method.
         ApiMethod::Create(_) => {
             return gateway_failure(Some(request.method), &GatewayError::InvalidMethod)
@@ -62,12 +68,8 @@ pub(crate) fn answer(
         Err(error) => business_failure(&error),
     };
     let key = request.method.response_key();
-    render(
-        &key,
-        &object_text(&fields),
-        &request.charset,
-        Some(&shared.alipay_key),
-    )
+    let signer = shared.signer(request.app);
+    render(&key, &object_text(&fields), &request.charset, Some(&signer))
 }
 
 /// A request refused by the gateway checks: unsigned, keyed by the method when there is one.
@@ -100,19 +102,34 @@ fn object_text(fields: &Fields) -> String {
     format!("{{{}}}", members.join(","))
 }
 
-/// The response body in the request's charset; the signature covers the object's bytes exactly.
-fn render(key: &str, object: &str, charset: &str, signer: Option<&PrivateKey>) -> Response {
+/// The response body in the request's charset; the signature covers the object's bytes exactly
+/// (not the alipay_cert_sn beside it).
+fn render(key: &str, object: &str, charset: &str, signer: Option<&Signer<'_>>) -> Response {
     let encoding = encoding_for(charset);
     let object = encoding.encode(object).0;
     let mut body = format!("{{\"{key}\":").into_bytes();
     body.extend_from_slice(&object);
     if let Some(signer) = signer {
-        body.extend_from_slice(format!(",\"sign\":\"{}\"", signer.sign(&object)).as_bytes());
+        if let Some(sn) = signer.cert_sn() {
+            body.extend_from_slice(format!(",\"alipay_cert_sn\":\"{sn}\"").as_bytes());
+        }
+        let sign = signer.key().sign(&object);
+        body.extend_from_slice(format!(",\"sign\":\"{sign}\"").as_bytes());
     }
     body.push(b'}');
     // What Alipay's gateway declares for its JSON answers.
     let content_type = format!("text/html;charset={}", encoding.name());
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Alipay's certificate `sn`, current or rotated away from: the PEM of it and its CA, base64.
+fn cert_download_fields(shared: &Shared, sn: &str) -> Result<Fields, TradeError> {
+    let chain = shared
+        .pki
+        .as_ref()
+        .and_then(|pki| pki.download(sn))
+        .ok_or(TradeError::CertNotExist)?;
+    Ok(vec![("alipay_cert_content", json!(STANDARD.encode(chain)))])
 }
 
 /// The same qr_code for as long as the trade is unpaid: a repeated precreate gets it again.

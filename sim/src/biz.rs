@@ -194,6 +194,11 @@ pub(crate) fn trade_ref(biz: &Biz) -> Result<TradeRef, TradeError> {
     Ok(by)
 }
 
+/// The `alipay_cert_sn` a certificate download asks for; none names no certificate.
+pub(crate) fn cert_sn(biz: &Biz) -> Result<String, TradeError> {
+    text(biz, "alipay_cert_sn")?.ok_or(TradeError::CertNotExist)
+}
+
 pub(crate) fn refund_request(biz: &Biz) -> Result<RefundRequest, TradeError> {
     let trade = trade_ref(biz)?;
     let amount =

@@ -97,7 +97,7 @@ pub(crate) async fn app_pay(State(shared): SharedState, body: Bytes) -> Response
         Ok(raw) => raw,
         Err(error) => return refused(&GatewayError::Form(error), Screen::Phone),
     };
-    match gateway::check(&raw, &shared.apps, Entry::AppSdk, now) {
+    match gateway::check(&raw, &shared.apps, shared.pki.as_ref(), Entry::AppSdk, now) {
         Ok(request) => open_cashier(&shared, &request, Product::App, now),
         Err(error) => refused(&error, Screen::Phone),
     }
@@ -150,7 +150,7 @@ fn back_to_merchant(shared: &Shared, trade: &Trade, now: OffsetDateTime) -> Resp
     let location = shared
         .apps
         .get(&trade.app_id)
-        .and_then(|app| callbacks::return_location(trade, app, &shared.alipay_key, now))
+        .and_then(|app| callbacks::return_location(trade, app, shared.signer(app).key(), now))
         .and_then(|url| HeaderValue::from_str(&url).ok());
     match location {
         Some(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),

@@ -1,5 +1,7 @@
 //! What the simulator sends back to the merchant: notification bodies and return_url redirects,
-//! signed with Alipay's key the callback way (`sign` and `sign_type` left out of the sign string).
+//! signed with Alipay's key the callback way (`sign` and `sign_type` left out of the sign string);
+//! and who signs ([`Signer`]): for an app in certificate mode, the key of Alipay's current
+//! certificate.
 //! Values are encoded in the charset the merchant's request named, as Alipay does, so a GBK request
 //! gets a GBK notification signed over its GBK bytes.
 
@@ -10,6 +12,7 @@ use time::OffsetDateTime;
 use url::form_urlencoded::byte_serialize;
 
 use super::config::RegisteredApp;
+use super::pki::CertSigner;
 use super::trades::{Refund, Trade};
 use alipay_notify::alipay::clock::{format_beijing, BEIJING};
 use alipay_notify::alipay::keys::PrivateKey;
@@ -17,6 +20,30 @@ use alipay_notify::alipay::notification::TradeStatus;
 use alipay_notify::alipay::sign::{sign_content, CALLBACK_EXCLUDED};
 
 type Params = Vec<(&'static str, String)>;
+
+/// The key that signs what goes back to one app.
+pub(crate) enum Signer<'a> {
+    /// The simulator's Alipay key, for apps with plain keys.
+    Plain(&'a PrivateKey),
+    /// Alipay's current certificate: API answers also name it (`alipay_cert_sn`).
+    Cert(CertSigner),
+}
+
+impl Signer<'_> {
+    pub fn key(&self) -> &PrivateKey {
+        match self {
+            Self::Plain(key) => key,
+            Self::Cert(cert) => &cert.key,
+        }
+    }
+
+    pub fn cert_sn(&self) -> Option<&str> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Cert(cert) => Some(&cert.sn),
+        }
+    }
+}
 
 /// Parameters with their `sign`, and the same parameters form-encoded for the wire.
 pub(crate) struct Signed {

@@ -1,5 +1,6 @@
 //! `alipay-sim`: the simulated Alipay gateway for local development, with one registered
-//! merchant app. It is its own process, never mounted inside `serve`.
+//! merchant app, with plain keys or in certificate mode. It is its own process, never mounted
+//! inside `serve`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +9,8 @@ use anyhow::Context;
 
 use super::config::{RegisteredApp, SimConfig};
 use super::keystore::{self, PUBLIC_KEY_FILE};
-use super::server::Simulator;
+use super::pki;
+use super::server::{SimHandle, Simulator};
 use alipay_notify::alipay::keys::PublicKey;
 use alipay_notify::startup::shutdown_signal;
 
@@ -33,6 +35,10 @@ pub struct SimArgs {
     /// Multiplies Alipay's notification retry schedule; 1.0 is real time.
     #[arg(long, env = "SIM_TIME_SCALE", default_value_t = 1.0)]
     time_scale: f64,
+    /// Register the app in public-key certificate mode: the certificate hierarchy is kept in the
+    /// key directory, and the app's three certificate files are written there.
+    #[arg(long, env = "SIM_CERT_MODE")]
+    cert_mode: bool,
 }
 
 impl SimArgs {
@@ -42,11 +48,15 @@ impl SimArgs {
             .with_context(|| format!("reading {}", self.app_public_key_file.display()))?;
         let app_key = PublicKey::parse(&text)
             .with_context(|| format!("parsing {}", self.app_public_key_file.display()))?;
-        let mut config = SimConfig::new(alipay_key).with_app(RegisteredApp::new(
-            self.app_id,
-            app_key,
-            self.seller_id,
-        ));
+        let mut app = RegisteredApp::new(self.app_id.clone(), app_key, self.seller_id.clone());
+        let hierarchy = if self.cert_mode {
+            app = app.in_cert_mode(pki::public_key_spki_der(&text)?);
+            Some(pki::load_or_generate(&self.key_dir, &alipay_key)?)
+        } else {
+            None
+        };
+        let mut config = SimConfig::new(alipay_key).with_app(app);
+        config.pki = hierarchy;
         config.bind = self.listen;
         config.time_scale = self.time_scale;
         if !self.listen.ip().is_loopback() {
@@ -65,9 +75,27 @@ impl SimArgs {
             saved.display()
         );
         println!("{}", handle.alipay_public_key_base64());
+        if self.cert_mode {
+            self.print_cert_files(&handle)?;
+        }
         println!("gateway: {}", handle.gateway_url());
         shutdown_signal().await;
         handle.shutdown().await;
+        Ok(())
+    }
+
+    /// Writes the app's certificate files to the key directory and says which settings name them.
+    fn print_cert_files(&self, handle: &SimHandle) -> anyhow::Result<()> {
+        let files = handle.write_cert_files(&self.app_id, &self.key_dir)?;
+        println!("certificate mode: the service's certificate files (also in the key directory):");
+        println!("ALIPAY_APP_CERT_FILE={}", files.app_cert.display());
+        println!("ALIPAY_CERT_FILE={}", files.alipay_cert.display());
+        println!("ALIPAY_ROOT_CERT_FILE={}", files.root_cert.display());
+        if let Some(sn) = handle.app_cert_sn(&self.app_id) {
+            println!("app_cert_sn: {sn}");
+        }
+        println!("alipay_root_cert_sn: {}", handle.root_cert_sn());
+        println!("alipay_cert_sn: {}", handle.alipay_cert_sn());
         Ok(())
     }
 }

@@ -1,10 +1,12 @@
-//! What a simulator starts with: where it listens, which merchant apps it knows, its own Alipay
-//! key, how fast time runs for notification retries, and the default fault knobs.
+//! What a simulator starts with: where it listens, which merchant apps it knows (with plain keys or
+//! in certificate mode), its own Alipay key and certificates, how fast time runs for notification
+//! retries, and the default fault knobs.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::faults::Faults;
+use super::pki::Pki;
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 
 /// A merchant app registered with the simulated Alipay, as in Alipay's open-platform console.
@@ -16,6 +18,9 @@ pub struct RegisteredApp {
     /// The merchant's PID, `2088` and 12 digits; notifications carry it as `seller_id`.
     pub seller_id: String,
     pub seller_email: String,
+    /// Set for an app in public-key certificate mode: its public key as DER SubjectPublicKeyInfo,
+    /// which the simulator certifies at start. (`PublicKey` does not give its bytes back.)
+    pub cert_mode_key: Option<Vec<u8>>,
 }
 
 impl RegisteredApp {
@@ -29,7 +34,22 @@ impl RegisteredApp {
             public_key,
             seller_id: seller_id.into(),
             seller_email: "merchant@example.com".into(),
+            cert_mode_key: None,
         }
+    }
+
+    /// Puts the app in certificate mode: the simulator issues it a certificate over
+    /// `public_key_spki_der` (the same key as `public_key`, as DER SubjectPublicKeyInfo, e.g.
+    /// `PrivateKey::public_key_spki_der()`), and its requests must name that certificate and the
+    /// root (`app_cert_sn`, `alipay_root_cert_sn`). Alipay's answers to it are signed with its
+    /// certificate's key.
+    pub fn in_cert_mode(mut self, public_key_spki_der: impl Into<Vec<u8>>) -> Self {
+        self.cert_mode_key = Some(public_key_spki_der.into());
+        self
+    }
+
+    pub fn is_cert_mode(&self) -> bool {
+        self.cert_mode_key.is_some()
     }
 }
 
@@ -48,6 +68,9 @@ pub struct SimConfig {
     pub faults: Faults,
     /// How long one notification POST may take before it counts as a network error.
     pub delivery_timeout: Duration,
+    /// The certificate hierarchy for apps in certificate mode (see [`Pki`]); generated at start
+    /// when such an app is registered and none is given.
+    pub pki: Option<Pki>,
 }
 
 impl SimConfig {
@@ -59,6 +82,7 @@ impl SimConfig {
             time_scale: 1.0,
             faults: Faults::default(),
             delivery_timeout: Duration::from_secs(10),
+            pki: None,
         }
     }
 
@@ -77,6 +101,17 @@ impl SimConfig {
         if let Some(app) = self.apps.iter().find(|a| !is_seller_id(&a.seller_id)) {
             return Some(format!(
                 "app {}: seller_id must be 2088 followed by 12 digits",
+                app.app_id
+            ));
+        }
+        let bad_key = |a: &&RegisteredApp| {
+            a.cert_mode_key
+                .as_deref()
+                .is_some_and(|der| PublicKey::from_spki_der(der).is_err())
+        };
+        if let Some(app) = self.apps.iter().find(bad_key) {
+            return Some(format!(
+                "app {}: the certificate-mode key is not an RSA SubjectPublicKeyInfo",
                 app.app_id
             ));
         }

@@ -1,7 +1,9 @@
 //! Checking a gateway request the way Alipay's gateway does before any business logic: a known
-//! app_id, well-formed common parameters, a Beijing timestamp within ten minutes of now, an RSA2
-//! signature by the app's key over every parameter but `sign` (`sign_type` included), and a JSON
-//! object in biz_content. The same checks guard the app SDK's order strings.
+//! app_id, well-formed common parameters, a Beijing timestamp within ten minutes of now, for an app
+//! in certificate mode its certificate's SN and a root bundle with Alipay's root (`app_cert_sn`,
+//! `alipay_root_cert_sn`), an RSA2 signature by the app's key over every parameter but `sign`
+//! (`sign_type` and the SNs included), and a JSON object in biz_content. The same checks guard the
+//! app SDK's order strings.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,6 +12,7 @@ use url::form_urlencoded::byte_serialize;
 
 use super::biz::{self, Biz};
 use super::config::RegisteredApp;
+use super::pki::Pki;
 use alipay_notify::alipay::clock::parse_beijing;
 use alipay_notify::alipay::form::{FormError, RawParams};
 use alipay_notify::alipay::product::Product;
@@ -26,6 +29,8 @@ pub enum ApiMethod {
     Close,
     Refund,
     RefundQuery,
+    /// `alipay.open.app.alipaycert.download`: Alipay's certificate by SN (certificate mode only).
+    CertDownload,
 }
 
 impl ApiMethod {
@@ -38,6 +43,7 @@ impl ApiMethod {
             "alipay.trade.close" => Self::Close,
             "alipay.trade.refund" => Self::Refund,
             "alipay.trade.fastpay.refund.query" => Self::RefundQuery,
+            "alipay.open.app.alipaycert.download" => Self::CertDownload,
             _ => return None,
         })
     }
@@ -49,6 +55,7 @@ impl ApiMethod {
             Self::Close => "alipay.trade.close",
             Self::Refund => "alipay.trade.refund",
             Self::RefundQuery => "alipay.trade.fastpay.refund.query",
+            Self::CertDownload => "alipay.open.app.alipaycert.download",
         }
     }
 
@@ -140,6 +147,10 @@ pub enum GatewayError {
     MissingVersion,
     #[error("version is not 1.0")]
     InvalidVersion,
+    #[error("app_cert_sn missing or not the app's certificate")]
+    AppCertNotExist,
+    #[error("alipay_root_cert_sn missing or without Alipay's root")]
+    InvalidRootCertSn,
     #[error("signature does not verify with the app's public key")]
     InvalidSignature { content: String },
     #[error("biz_content is missing or not a JSON object")]
@@ -190,6 +201,8 @@ impl GatewayError {
             Self::MissingTimestamp => "isv.missing-timestamp",
             Self::InvalidTimestamp => "isv.invalid-timestamp",
             Self::MissingVersion => "isv.missing-version",
+            Self::AppCertNotExist => "isv.app-cert-not-exist",
+            Self::InvalidRootCertSn => "isv.invalid-alipay-root-cert-sn",
             Self::InvalidSignature { .. } => "isv.invalid-signature",
             Self::InvalidBizContent => "isv.invalid-biz-content",
         }
@@ -214,6 +227,8 @@ impl GatewayError {
                     .into()
             }
             Self::MissingVersion => "缺少版本参数".into(),
+            Self::AppCertNotExist => "应用公钥证书不存在".into(),
+            Self::InvalidRootCertSn => "无效支付宝根证书序列号".into(),
             Self::InvalidSignature { content } => format!(
                 "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为：{content}"
             ),
@@ -248,10 +263,12 @@ pub(crate) fn merge(query: &RawParams, body: &RawParams) -> Result<RawParams, Fo
     RawParams::parse(encoded.join("&").as_bytes())
 }
 
-/// Runs every common check, in about the order Alipay reports them.
+/// Runs every common check, in about the order Alipay reports them. `pki` holds the certificates
+/// of apps in certificate mode.
 pub(crate) fn check<'a>(
     raw: &RawParams,
     apps: &'a HashMap<String, RegisteredApp>,
+    pki: Option<&Pki>,
     entry: Entry,
     now: OffsetDateTime,
 ) -> Result<GatewayRequest<'a>, GatewayError> {
@@ -267,6 +284,7 @@ pub(crate) fn check<'a>(
     let method = get("method").ok_or(GatewayError::MissingMethod)?;
     let method = ApiMethod::parse(method)
         .filter(|method| entry.accepts(*method))
+        .filter(|method| *method != ApiMethod::CertDownload || app.is_cert_mode())
         .ok_or(GatewayError::InvalidMethod)?;
     if get("format").is_some_and(|f| !f.eq_ignore_ascii_case("JSON")) {
         return Err(GatewayError::InvalidFormat);
@@ -287,6 +305,10 @@ pub(crate) fn check<'a>(
         Some("1.0") => {}
         Some(_) => return Err(GatewayError::InvalidVersion),
     }
+    if app.is_cert_mode() {
+        let named = (get("app_cert_sn"), get("alipay_root_cert_sn"));
+        check_cert_sns(named, &app.app_id, pki)?;
+    }
     verify(raw, app, sign)?;
     let biz = get("biz_content")
         .and_then(biz::parse)
@@ -298,6 +320,25 @@ pub(crate) fn check<'a>(
         params,
         biz,
     })
+}
+
+/// A cert-mode request names the app's certificate, and a root bundle that holds Alipay's root
+/// (the bundle's RSA roots' SNs, joined by `_`).
+fn check_cert_sns(
+    (app_cert_sn, root_cert_sn): (Option<&str>, Option<&str>),
+    app_id: &str,
+    pki: Option<&Pki>,
+) -> Result<(), GatewayError> {
+    let expected = pki.and_then(|pki| pki.app_cert_sn(app_id));
+    if app_cert_sn.is_none() || app_cert_sn != expected {
+        return Err(GatewayError::AppCertNotExist);
+    }
+    let root = pki.map(Pki::gateway_root_sn);
+    let names_root = root_cert_sn.is_some_and(|sns| sns.split('_').any(|sn| Some(sn) == root));
+    if !names_root {
+        return Err(GatewayError::InvalidRootCertSn);
+    }
+    Ok(())
 }
 
 /// The declared charset (required) and every parameter decoded from it.

@@ -18,6 +18,8 @@
 //! - `lifecycle` and `refunds`: the business rules, failing with a [`TradeError`]; `trades` the
 //!   in-memory trade book.
 //! - `callbacks` signs what goes back to the merchant; `delivery` sends notifications.
+//! - [`pki`]: certificate mode (公钥证书模式): the simulated Alipay's CAs, its rotating certificate,
+//!   the apps' certificates and the three files an app is given.
 //! - [`command`]: the `alipay-sim` binary's flags; [`keystore`] keeps its keypair on disk.
 //! - [`demo`]: `alipay-demo`, the service and the simulator side by side with no configuration;
 //!   [`shop`]: the demo shop's webhook endpoint, which verifies what the service tells it.
@@ -38,6 +40,7 @@ pub mod keystore;
 mod layout;
 mod lifecycle;
 mod notices;
+pub mod pki;
 mod refunds;
 mod routes;
 mod server;
@@ -49,6 +52,7 @@ pub use config::{RegisteredApp, SimConfig};
 pub use delivery::{ATTEMPTS, RETRY_DELAYS};
 pub use faults::Faults;
 pub use gateway::{ApiMethod, GatewayError, TIMESTAMP_TOLERANCE};
+pub use pki::{CertFiles, IssuedCert, Pki, PkiError, Rotation, Validity};
 pub use server::{SimError, SimHandle, Simulator};
 pub use trade_error::TradeError;
 pub use trades::{

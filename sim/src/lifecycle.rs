@@ -179,7 +179,7 @@ pub(super) fn announce(
     let app = shared.apps.get(&trade.app_id)?;
     let notify_id = ids::notify_id(now);
     let params = callbacks::notification(trade, app, &notify_id, &event, now);
-    let signed = callbacks::sign(params, &trade.charset, &shared.alipay_key);
+    let signed = callbacks::sign(params, &trade.charset, shared.signer(app).key());
     let state = match trade.notify_url {
         Some(_) => DeliveryState::Pending,
         None => DeliveryState::NoNotifyUrl,

@@ -75,7 +75,7 @@ async fn gateway(
         Err(error) => return refuse(None, &GatewayError::Form(error)),
     };
     let method = gateway::requested_method(&raw);
-    match gateway::check(&raw, &shared.apps, Entry::Gateway, now) {
+    match gateway::check(&raw, &shared.apps, shared.pki.as_ref(), Entry::Gateway, now) {
         Ok(request) => match request.method.cashier_product() {
             Some(product) => buyer::open_cashier(&shared, &request, product, now),
             None => api::answer(&shared, &request, now),

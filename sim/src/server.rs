@@ -1,9 +1,11 @@
 //! Starting and stopping the simulator: its shared state, the listener, the background tasks
-//! (deliveries and expiry timers) that stop with it, and the handle that tests hold.
+//! (deliveries and expiry timers) that stop with it, the certificates of apps in certificate mode,
+//! and the handle that tests hold.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +13,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::callbacks::Signer;
 use super::config::{RegisteredApp, SimConfig};
 use super::delivery::Delivery;
 use super::faults::Faults;
+use super::pki::{CertFiles, Pki, PkiError, Rotation};
 use super::routes;
 use super::trades::{Attempt, Trade, TradeBook};
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
@@ -29,6 +33,8 @@ pub enum SimError {
     },
     #[error("cannot build the notification client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("cannot certify the apps in certificate mode: {0}")]
+    Certificates(#[from] PkiError),
 }
 
 /// Spawns tasks that end when the simulator stops (or its handle is dropped).
@@ -56,10 +62,47 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub apps: HashMap<String, RegisteredApp>,
     pub alipay_key: PrivateKey,
+    /// Present when an app is in certificate mode (or a hierarchy was configured).
+    pub pki: Option<Pki>,
     pub book: TradeBook,
     pub faults: Faults,
     pub delivery: Delivery,
     pub background: Background,
+}
+
+impl Shared {
+    /// Who signs what goes back to `app`: Alipay's current certificate key in certificate mode,
+    /// the plain Alipay key otherwise.
+    pub fn signer(&self, app: &RegisteredApp) -> Signer<'_> {
+        match self.pki.as_ref().filter(|_| app.is_cert_mode()) {
+            Some(pki) => Signer::Cert(pki.signer()),
+            None => Signer::Plain(&self.alipay_key),
+        }
+    }
+}
+
+/// The hierarchy, with a certificate for every app in certificate mode; generated over the
+/// Alipay key when such an app needs one and none was configured.
+fn certify(
+    pki: Option<Pki>,
+    apps: &[RegisteredApp],
+    alipay_key: &PrivateKey,
+) -> Result<Option<Pki>, PkiError> {
+    let cert_mode: Vec<(&str, &[u8])> = apps
+        .iter()
+        .filter_map(|app| Some((app.app_id.as_str(), app.cert_mode_key.as_deref()?)))
+        .collect();
+    if cert_mode.is_empty() {
+        return Ok(pki);
+    }
+    let mut pki = match pki {
+        Some(pki) => pki,
+        None => Pki::generate(alipay_key)?,
+    };
+    for (app_id, key) in cert_mode {
+        pki.certify_app(app_id, key)?;
+    }
+    Ok(Some(pki))
 }
 
 /// How the simulator names itself in links: its address, with a wildcard bind (`0.0.0.0`, `::`)
@@ -108,6 +151,7 @@ impl Simulator {
             config.time_scale,
             background.clone(),
         )?;
+        let pki = certify(config.pki, &config.apps, &config.alipay_key)?;
         let apps = config
             .apps
             .into_iter()
@@ -117,6 +161,7 @@ impl Simulator {
             base_url,
             apps,
             alipay_key: config.alipay_key,
+            pki,
             book,
             faults: config.faults,
             delivery,
@@ -188,6 +233,52 @@ impl SimHandle {
 
     pub fn alipay_public_key(&self) -> PublicKey {
         PublicKey::parse(&self.alipay_public_key_base64()).expect("our own key parses")
+    }
+
+    /// The certificate hierarchy, to issue test certificates (expired ones, ones for another key).
+    ///
+    /// # Panics
+    /// When no app is in certificate mode (see `RegisteredApp::in_cert_mode`).
+    pub fn pki(&self) -> &Pki {
+        self.shared
+            .pki
+            .as_ref()
+            .expect("no app in certificate mode: register one with RegisteredApp::in_cert_mode")
+    }
+
+    /// Writes the three files Alipay's console gives a cert-mode app into `dir` (the app's
+    /// `appCertPublicKey_<app_id>.crt`, `alipayCertPublicKey_RSA2.crt` with Alipay's current
+    /// certificate then its CA, and the root bundle `alipayRootCert.crt`) and returns their paths.
+    pub fn write_cert_files(&self, app_id: &str, dir: &Path) -> Result<CertFiles, PkiError> {
+        match &self.shared.pki {
+            Some(pki) => pki.write_files(app_id, dir),
+            None => Err(PkiError::NotInCertMode(app_id.to_owned())),
+        }
+    }
+
+    /// The SN of the certificate Alipay signs cert-mode answers with now. Panics as [`Self::pki`].
+    pub fn alipay_cert_sn(&self) -> String {
+        self.pki().alipay_cert_sn()
+    }
+
+    /// The `alipay_root_cert_sn` a cert-mode request carries. Panics as [`Self::pki`].
+    pub fn root_cert_sn(&self) -> String {
+        self.pki().root_cert_sn()
+    }
+
+    /// The `app_cert_sn` of an app in certificate mode; `None` for any other app.
+    pub fn app_cert_sn(&self, app_id: &str) -> Option<String> {
+        let pki = self.shared.pki.as_ref()?;
+        pki.app_cert_sn(app_id).map(str::to_owned)
+    }
+
+    /// Alipay rotates its certificate: a new key and certificate sign every cert-mode answer and
+    /// notification from now on; the old ones stay downloadable. Returns the new SN. Generates RSA
+    /// keys (slow in debug builds). Panics as [`Self::pki`], or if rcgen fails.
+    pub fn rotate_alipay_cert(&self, rotation: Rotation) -> String {
+        self.pki()
+            .rotate_alipay_cert(rotation)
+            .expect("rcgen issues a certificate from valid parameters")
     }
 
     /// Every trade, with its refunds and notifications, as of now.

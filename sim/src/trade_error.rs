@@ -1,5 +1,5 @@
-//! Business failures, as Alipay reports them under code 40004 with an `ACQ.*` sub_code, on API
-//! responses and on the cashiers' error page.
+//! Business failures, as Alipay reports them under code 40004 with an `ACQ.*` sub_code (trades) or
+//! an `isv.*` one (certificate downloads), on API responses and on the cashiers' error page.
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradeError {
@@ -21,6 +21,8 @@ pub enum TradeError {
     RefundExceedsTotal,
     #[error("out_request_no was used before with a different amount")]
     DiscordantRepeat,
+    #[error("no Alipay certificate has this SN")]
+    CertNotExist,
 }
 
 impl TradeError {
@@ -35,6 +37,7 @@ impl TradeError {
             Self::StatusError => "ACQ.TRADE_STATUS_ERROR",
             Self::RefundExceedsTotal => "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
             Self::DiscordantRepeat => "ACQ.DISCORDANT_REPEAT_REQUEST",
+            Self::CertNotExist => "isv.cert-not-exist",
         }
     }
 
@@ -49,6 +52,7 @@ impl TradeError {
             Self::StatusError => "交易状态不合法".into(),
             Self::RefundExceedsTotal => "退款金额超限".into(),
             Self::DiscordantRepeat => "不一致的请求".into(),
+            Self::CertNotExist => "证书不存在".into(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod receiver;
 mod support;
 
 mod cashier;
+mod certs;
 mod faults;
 mod notifications;
 mod products;

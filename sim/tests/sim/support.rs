@@ -49,6 +49,8 @@ pub struct Options {
     pub replies: &'static [&'static str],
     pub receiver_delay: Duration,
     pub app_id: &'static str,
+    /// Registers the app in public-key certificate mode.
+    pub cert_mode: bool,
 }
 
 impl Default for Options {
@@ -59,14 +61,17 @@ impl Default for Options {
             replies: &[],
             receiver_delay: Duration::ZERO,
             app_id: APP_ID,
+            cert_mode: false,
         }
     }
 }
 
 pub async fn spawn_with(options: Options) -> TestEnv {
-    let app_public = public_of(&keys().app);
-    let mut config = SimConfig::new(copy_of(&keys().alipay))
-        .with_app(RegisteredApp::new(APP_ID, app_public, SELLER_ID));
+    let mut app = RegisteredApp::new(APP_ID, public_of(&keys().app), SELLER_ID);
+    if options.cert_mode {
+        app = app.in_cert_mode(keys().app.public_key_spki_der());
+    }
+    let mut config = SimConfig::new(copy_of(&keys().alipay)).with_app(app);
     config.time_scale = options.time_scale;
     config.faults = options.faults;
     let sim = Simulator::start(config).await.unwrap();
@@ -189,10 +194,15 @@ impl TestEnv {
 /// ones (notify_url, return_url…) and biz_content, signed with the app key and form-encoded. For
 /// app pay this is the order string itself.
 pub fn request_form(method: &str, biz: &Value, extra: &[(&str, &str)]) -> String {
+    request_form_for(APP_ID, method, biz, extra)
+}
+
+/// [`request_form`] for another app (signed with the same app key).
+pub fn request_form_for(app_id: &str, method: &str, biz: &Value, extra: &[(&str, &str)]) -> String {
     let now = format_beijing(OffsetDateTime::now_utc());
     let biz = biz.to_string();
     let common = [
-        ("app_id", APP_ID),
+        ("app_id", app_id),
         ("method", method),
         ("format", "JSON"),
         ("charset", "utf-8"),
