@@ -8,6 +8,7 @@ use axum::Json;
 
 use super::pages;
 use crate::alipay::form::FormError;
+use crate::alipay::gateway::GatewayError;
 use crate::orders::input::InputError;
 use crate::orders::{OrderStatus, RefundRefused, StoreError};
 use crate::refunds::RefundError;
@@ -57,7 +58,10 @@ impl ApiError {
                 }
                 RefundError::Refused(_) | RefundError::AlreadyFailed(_) => StatusCode::CONFLICT,
                 RefundError::Rejected(_) | RefundError::OtherOrder(_) => StatusCode::BAD_GATEWAY,
-                RefundError::Unknown(_) => StatusCode::GATEWAY_TIMEOUT,
+                // No answer in time, or one we cannot believe (bad signature, untrusted
+                // certificate): either way the refund's outcome is unknown.
+                RefundError::Unknown(GatewayError::Network(_)) => StatusCode::GATEWAY_TIMEOUT,
+                RefundError::Unknown(_) => StatusCode::BAD_GATEWAY,
                 RefundError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
         }

@@ -107,10 +107,33 @@ pub async fn spawn_paying(
     faults: Faults,
     configure: impl FnOnce(&mut Settings),
 ) -> PayFlow {
+    spawn_paying_as(db, faults, false, configure).await
+}
+
+/// As [`spawn_paying`], with the app in public-key certificate mode on both sides: the
+/// simulator issues the certificates, and the service is given its three files instead of
+/// Alipay's public key.
+pub async fn spawn_paying_in_cert_mode(
+    db: Db,
+    faults: Faults,
+    configure: impl FnOnce(&mut Settings),
+) -> PayFlow {
+    spawn_paying_as(db, faults, true, configure).await
+}
+
+async fn spawn_paying_as(
+    db: Db,
+    faults: Faults,
+    cert_mode: bool,
+    configure: impl FnOnce(&mut Settings),
+) -> PayFlow {
     init_logs();
     let alipay_key = copy_of(&keys().alipay);
     let app_public = public_of(&keys().app);
-    let app = RegisteredApp::new(APP_ID, app_public, SELLER_ID);
+    let mut app = RegisteredApp::new(APP_ID, app_public, SELLER_ID);
+    if cert_mode {
+        app = app.in_cert_mode(keys().app.public_key_spki_der());
+    }
     let mut config = SimConfig::new(alipay_key).with_app(app);
     config.time_scale = 0.0001;
     config.faults = faults;
@@ -123,7 +146,17 @@ pub async fn spawn_paying(
     let mut settings = settings(&database.url);
     settings.http.public_url = format!("http://{}/", listener.local_addr().unwrap());
     settings.alipay.gateway = sim.gateway_url();
-    settings.alipay.public_key = Some(sim.alipay_public_key_base64());
+    // Read at start only: the directory may go once the service runs.
+    let files = tempfile::tempdir().unwrap();
+    if cert_mode {
+        let written = sim.write_cert_files(APP_ID, files.path()).unwrap();
+        settings.alipay.public_key = None;
+        settings.alipay.app_cert_file = Some(written.app_cert);
+        settings.alipay.cert_file = Some(written.alipay_cert);
+        settings.alipay.root_cert_file = Some(written.root_cert);
+    } else {
+        settings.alipay.public_key = Some(sim.alipay_public_key_base64());
+    }
     configure(&mut settings);
     let app = start(settings, listener, database).await;
     PayFlow { app, sim }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod hostile;
 
+mod certs;
 mod checkout;
 mod cli;
 mod events;

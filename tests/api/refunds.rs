@@ -17,13 +17,13 @@ on_both_databases!(
 );
 
 impl PayFlow {
-    async fn paid_order(&self, out_trade_no: &str, amount: &str) {
+    pub(crate) async fn paid_order(&self, out_trade_no: &str, amount: &str) {
         let pay_url = self.create_order(out_trade_no, amount).await;
         self.click(&pay_url, "pay").await;
         self.wait_for_status(out_trade_no, OrderStatus::Paid).await;
     }
 
-    async fn refund(&self, out_trade_no: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn refund(&self, out_trade_no: &str, body: Value) -> (u16, Value) {
         let url = self.app.url(&format!("/api/orders/{out_trade_no}/refunds"));
         let response = self
             .app
