@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 use crate::shop::Shop;
-use crate::{keystore, RegisteredApp, SimConfig, Simulator};
+use crate::{keystore, pki, RegisteredApp, SimConfig, Simulator};
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
 use alipay_notify::config::{DatabaseUrl, Settings};
 use alipay_notify::startup::{shutdown_signal, Application};
@@ -29,19 +29,29 @@ pub struct DemoArgs {
     /// Keys and the SQLite database are kept here between runs.
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
+    /// Run the app in public-key certificate mode: the simulated Alipay issues the certificates
+    /// (kept under the data directory) and the service is given the three files instead of
+    /// Alipay's public key.
+    #[arg(long, env = "DEMO_CERT_MODE")]
+    cert_mode: bool,
 }
 
 impl DemoArgs {
     pub async fn run(self) -> anyhow::Result<()> {
-        let (alipay_key, _) = keystore::load_or_generate(&self.data_dir.join("sim"))?;
+        let sim_dir = self.data_dir.join("sim");
+        let (alipay_key, _) = keystore::load_or_generate(&sim_dir)?;
         let app_key = app_key(&self.data_dir.join("demo").join("app_private_key.pem"))?;
         let app_public = PublicKey::parse(&app_key.public_key_base64())?;
 
-        let mut sim_config = SimConfig::new(alipay_key).with_app(RegisteredApp::new(
-            DEMO_APP_ID,
-            app_public,
-            DEMO_SELLER_ID,
-        ));
+        let mut app = RegisteredApp::new(DEMO_APP_ID, app_public, DEMO_SELLER_ID);
+        let hierarchy = if self.cert_mode {
+            app = app.in_cert_mode(app_key.public_key_spki_der());
+            Some(pki::load_or_generate(&sim_dir, &alipay_key)?)
+        } else {
+            None
+        };
+        let mut sim_config = SimConfig::new(alipay_key).with_app(app);
+        sim_config.pki = hierarchy;
         sim_config.time_scale = 1.0;
         let sim = Simulator::start(sim_config).await?;
 
@@ -63,6 +73,13 @@ impl DemoArgs {
         );
         settings.webhooks.url = Some(shop.webhook_url());
         settings.webhooks.secret = Some(SecretString::from(shop.secret.clone()));
+        if self.cert_mode {
+            let files = sim.write_cert_files(DEMO_APP_ID, &self.data_dir.join("certs"))?;
+            settings.alipay.public_key = None;
+            settings.alipay.app_cert_file = Some(files.app_cert);
+            settings.alipay.cert_file = Some(files.alipay_cert);
+            settings.alipay.root_cert_file = Some(files.root_cert);
+        }
         let app = Application::build_on(&settings, listener).await?;
 
         println!("alipay-notify demo");
@@ -71,6 +88,13 @@ impl DemoArgs {
             self.listen
         );
         println!("  simulated Alipay:  {}", sim.gateway_url());
+        if self.cert_mode {
+            println!(
+                "  certificate mode:  app_cert_sn {}, files in {}",
+                sim.app_cert_sn(DEMO_APP_ID).unwrap_or_default(),
+                self.data_dir.join("certs").display()
+            );
+        }
         println!("  shop webhooks:     {}", shop.webhook_url());
         println!("  database:          {}", settings.database.url);
         println!("  API token:         {api_token}");

@@ -49,6 +49,11 @@ pub struct Demo {
 
 impl Demo {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With more flags, e.g. `--cert-mode`.
+    pub async fn start_with(flags: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let addr = free_address();
         let log = File::create(data.path().join("demo.log")).unwrap();
@@ -58,6 +63,7 @@ impl Demo {
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .args(["--listen", &addr.to_string(), "--data-dir"])
                 .arg(data.path())
+                .args(flags)
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
@@ -69,6 +75,11 @@ impl Demo {
             data,
             _process: process,
         }
+    }
+
+    /// What the demo printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("demo.log")).unwrap_or_default()
     }
 
     pub fn database_url(&self) -> String {

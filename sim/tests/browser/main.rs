@@ -174,3 +174,50 @@ async fn a_qr_page_shows_the_payment_by_itself_once_a_phone_has_scanned_and_paid
         (OrderStatus::Paid, "qr")
     );
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "needs Debian's chromium and chromium-driver"
+)]
+async fn the_demo_in_certificate_mode_takes_a_payment_and_a_refund() {
+    let demo = Demo::start_with(&["--cert-mode"]).await;
+    let output = demo.output();
+    assert!(
+        output.contains("certificate mode:  app_cert_sn "),
+        "{output}"
+    );
+    let browser = Browser::start().await;
+
+    browser.goto(&format!("http://{}/", demo.addr)).await;
+    browser.click("#pay").await;
+    browser.wait_for(r#"h1#cashier[data-product="page"]"#).await;
+    browser.click("#pay").await;
+    let status = browser.wait_for(PAID).await;
+    assert_eq!(status.text().await.unwrap(), "Payment received");
+    browser.wait_for("#fulfilled").await;
+    let out_trade_no = browser.text("#out_trade_no").await;
+    browser.close().await;
+
+    // A refund through the API: Alipay's answer is verified with its certificate's key.
+    let token = output
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("API token:"))
+        .expect("the demo prints its API token")
+        .trim();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/orders/{out_trade_no}/refunds",
+            demo.addr
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(r#"{"amount": "8.00"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let order = stored_order(&demo, &out_trade_no).await;
+    assert_eq!(order.status, OrderStatus::Paid, "{order:?}");
+    assert_eq!(order.refunded_fen, 800);
+}
