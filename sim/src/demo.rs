@@ -145,14 +145,8 @@ fn app_key(path: &Path) -> anyhow::Result<PrivateKey> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
+    keystore::create_private(path, key.to_pkcs8_pem().as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::write_all(&mut file, key.to_pkcs8_pem().as_bytes())?;
     Ok(key)
 }
 

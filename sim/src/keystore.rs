@@ -58,17 +58,21 @@ fn save(dir: &Path, key: &PrivateKey) -> Result<(), KeystoreError> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(write_error(dir))?;
     let private = dir.join(PRIVATE_KEY_FILE);
+    create_private(&private, key.to_pkcs8_pem().as_bytes()).map_err(write_error(&private))?;
+    let public = dir.join(PUBLIC_KEY_FILE);
+    fs::write(&public, format!("{}\n", key.public_key_base64())).map_err(write_error(&public))
+}
+
+/// Writes a private key file with mode 0600, never over an existing one: two first starts at
+/// once must not overwrite each other's key.
+pub(crate) fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut options = fs::OpenOptions::new();
-    // create_new: two first starts at once must not overwrite each other's key.
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
-        .open(&private)
-        .and_then(|mut file| file.write_all(key.to_pkcs8_pem().as_bytes()))
-        .map_err(write_error(&private))?;
-    let public = dir.join(PUBLIC_KEY_FILE);
-    fs::write(&public, format!("{}\n", key.public_key_base64())).map_err(write_error(&public))
+        .open(path)
+        .and_then(|mut file| file.write_all(contents))
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 //! paying, reconciling, closing and refunding; Alipay rotating its certificate, to one that
 //! chains to the roots and to one that does not; and the files a merchant can get wrong.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use alipay_notify::alipay::trust::CertFile;
 use alipay_notify::config::Settings;
-use alipay_notify::orders::{NewOrder, OrderStatus};
+use alipay_notify::orders::OrderStatus;
 use alipay_notify::startup::Application;
 use alipay_sim::{Faults, Rotation, Validity};
 use serde_json::json;
@@ -91,17 +93,7 @@ async fn pay_reconcile_close_and_refund_work_in_certificate_mode(db: Db) {
     assert_eq!(log[0].source.as_str(), "query", "{log:?}");
 
     // An expired order nobody paid is closed at Alipay and here.
-    let past = OffsetDateTime::now_utc() - time::Duration::minutes(31);
-    let new = NewOrder {
-        out_trade_no: "C1003".into(),
-        subject: "Tea".into(),
-        body: None,
-        total_amount: "9.00".parse().unwrap(),
-        product: alipay_notify::alipay::product::Product::Page,
-        created_at: past,
-        expires_at: past + time::Duration::minutes(30),
-    };
-    flow.app.store.create_order(&new).await.unwrap();
+    flow.app.expired_order("C1003", "9.00").await;
     flow.wait_for_status("C1003", OrderStatus::Closed).await;
 
     // A refund's answer verifies too.
@@ -203,12 +195,9 @@ async fn a_notification_after_an_unseen_rotation_verifies_on_alipays_resend(db: 
     assert_eq!(flow.app.metric(installed).await, Some(1.0));
 }
 
-/// Starts another service beside `flow`'s with the certificate files `prepare` picks, and
-/// returns its start-up error.
-async fn start_error(
-    flow: &PayFlow,
-    prepare: impl FnOnce(&alipay_sim::SimHandle, &std::path::Path, &mut Settings),
-) -> String {
+/// Starts another service beside `flow`'s with good certificate files but `file` replaced by
+/// `path`, and returns its start-up error.
+async fn start_error(flow: &PayFlow, file: CertFile, path: PathBuf) -> String {
     let dir = tempfile::tempdir().unwrap();
     let files = flow.sim.write_cert_files(APP_ID, dir.path()).unwrap();
     let database = tempfile::tempdir().unwrap();
@@ -221,7 +210,12 @@ async fn start_error(
     settings.alipay.app_cert_file = Some(files.app_cert);
     settings.alipay.cert_file = Some(files.alipay_cert);
     settings.alipay.root_cert_file = Some(files.root_cert);
-    prepare(&flow.sim, dir.path(), &mut settings);
+    let replaced = match file {
+        CertFile::App => &mut settings.alipay.app_cert_file,
+        CertFile::Alipay => &mut settings.alipay.cert_file,
+        CertFile::Root => &mut settings.alipay.root_cert_file,
+    };
+    *replaced = Some(path);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     match Application::build_on(&settings, listener).await {
         Ok(_) => panic!("the service started"),
@@ -232,92 +226,66 @@ async fn start_error(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_certificate_file_stops_start_up_naming_it() {
     let flow = &spawn_paying_in_cert_mode(Db::Sqlite, Faults::default(), |_| {}).await;
-    // Not PEM: a certificate saved as DER.
-    let message = start_error(flow, |_, dir, settings| {
-        let path = dir.join("alipayCertPublicKey_RSA2.der");
-        std::fs::write(&path, [0x30, 0x82, 0x03, 0x00, 0xff, 0xfe]).unwrap();
-        settings.alipay.cert_file = Some(path);
-    })
-    .await;
-    assert!(
-        message.contains("ALIPAY_CERT_FILE")
-            && message.contains("alipayCertPublicKey_RSA2.der")
-            && message.contains("no PEM certificate"),
-        "{message}"
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, contents: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    };
+    let vector = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/vectors/certs")
+            .join(name)
+    };
+    let now = OffsetDateTime::now_utc();
+    let expired = Validity {
+        not_before: now - time::Duration::days(400),
+        not_after: now - time::Duration::days(1),
+    };
+    let app_cert = |spki: &[u8], validity| {
+        let cert = flow.sim.pki().issue_app_cert(APP_ID, spki, validity);
+        cert.unwrap().pem.into_bytes()
+    };
+    let app_spki = keys().app.public_key_spki_der();
+    let other_spki = keys().alipay.public_key_spki_der();
 
-    // An app certificate that has expired.
-    let message = start_error(flow, |sim, dir, settings| {
-        let now = OffsetDateTime::now_utc();
-        let validity = Validity {
-            not_before: now - time::Duration::days(400),
-            not_after: now - time::Duration::days(1),
-        };
-        let expired = sim
-            .pki()
-            .issue_app_cert(APP_ID, &keys().app.public_key_spki_der(), validity)
-            .unwrap();
-        let path = dir.join("expired.crt");
-        std::fs::write(&path, expired.pem).unwrap();
-        settings.alipay.app_cert_file = Some(path);
-    })
-    .await;
-    assert!(
-        message.contains("ALIPAY_APP_CERT_FILE")
-            && message.contains("expired.crt")
-            && message.contains("expired at"),
-        "{message}"
-    );
-
-    // An app certificate for another key than ALIPAY_APP_PRIVATE_KEY.
-    let message = start_error(flow, |sim, dir, settings| {
-        let other = sim
-            .pki()
-            .issue_app_cert(
-                APP_ID,
-                &keys().alipay.public_key_spki_der(),
-                Validity::leaf(),
-            )
-            .unwrap();
-        let path = dir.join("other.crt");
-        std::fs::write(&path, other.pem).unwrap();
-        settings.alipay.app_cert_file = Some(path);
-    })
-    .await;
-    assert!(
-        message.contains("ALIPAY_APP_CERT_FILE")
-            && message.contains("other.crt")
-            && message.contains("another key"),
-        "{message}"
-    );
-
-    // A root bundle without an RSA root.
-    let message = start_error(flow, |_, _, settings| {
-        let ec_only = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/certs/root_bundle_ec_only.crt"
-        );
-        settings.alipay.root_cert_file = Some(ec_only.into());
-    })
-    .await;
-    assert!(
-        message.contains("ALIPAY_ROOT_CERT_FILE")
-            && message.contains("root_bundle_ec_only.crt")
-            && message.contains("no RSA-signed root"),
-        "{message}"
-    );
-
-    // Roots that did not issue Alipay's certificate.
-    let message = start_error(flow, |_, _, settings| {
-        let others = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/certs/root_bundle.crt"
-        );
-        settings.alipay.root_cert_file = Some(others.into());
-    })
-    .await;
-    assert!(
-        message.contains("ALIPAY_CERT_FILE") && message.contains("does not chain"),
-        "{message}"
-    );
+    let cases: [(CertFile, PathBuf, &[&str]); 5] = [
+        // Not PEM: a certificate saved as DER.
+        (
+            CertFile::Alipay,
+            write("alipayCertPublicKey_RSA2.der", &[0x30, 0x82, 0x03, 0x00]),
+            &["ALIPAY_CERT_FILE", "RSA2.der", "no PEM certificate"],
+        ),
+        (
+            CertFile::App,
+            write("expired.crt", &app_cert(&app_spki, expired)),
+            &["ALIPAY_APP_CERT_FILE", "expired.crt", "expired at"],
+        ),
+        (
+            CertFile::App,
+            write("other.crt", &app_cert(&other_spki, Validity::leaf())),
+            &["ALIPAY_APP_CERT_FILE", "other.crt", "another key"],
+        ),
+        (
+            CertFile::Root,
+            vector("root_bundle_ec_only.crt"),
+            &["ALIPAY_ROOT_CERT_FILE", "ec_only.crt", "no RSA-signed root"],
+        ),
+        // Roots that did not issue Alipay's certificate: its file is the one that fails.
+        (
+            CertFile::Root,
+            vector("root_bundle.crt"),
+            &[
+                "ALIPAY_CERT_FILE",
+                "alipayCertPublicKey_RSA2.crt",
+                "does not chain",
+            ],
+        ),
+    ];
+    for (file, path, expected) in cases {
+        let message = start_error(flow, file, path).await;
+        for part in expected {
+            assert!(message.contains(part), "{message:?} lacks {part:?}");
+        }
+    }
 }

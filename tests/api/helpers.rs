@@ -235,6 +235,21 @@ impl TestApp {
         }
     }
 
+    /// Stores an order created 31 minutes ago that expired a minute ago, nobody having paid.
+    pub async fn expired_order(&self, out_trade_no: &str, amount: &str) {
+        let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(31);
+        let new = NewOrder {
+            out_trade_no: out_trade_no.into(),
+            subject: "Tea".into(),
+            body: None,
+            total_amount: amount.parse().unwrap(),
+            product: alipay_notify::alipay::product::Product::Page,
+            created_at: past,
+            expires_at: past + time::Duration::minutes(30),
+        };
+        self.store.create_order(&new).await.unwrap();
+    }
+
     pub async fn order(&self, out_trade_no: &str) -> Order {
         self.store
             .order(out_trade_no)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use alipay_notify::orders::{NewOrder, OrderStatus};
+use alipay_notify::orders::OrderStatus;
 use alipay_sim::Faults;
 use time::OffsetDateTime;
 
@@ -56,17 +56,7 @@ async fn an_undelivered_payment_is_found_by_reconciliation_exactly_once(db: Db) 
 
 async fn an_expired_order_nobody_paid_is_closed_at_alipay_and_here(db: Db) {
     let flow = spawn_paying(db, Faults::default(), eager).await;
-    let past = OffsetDateTime::now_utc() - time::Duration::minutes(31);
-    let new = NewOrder {
-        out_trade_no: "R1002".into(),
-        subject: "Tea".into(),
-        body: None,
-        total_amount: "9.00".parse().unwrap(),
-        product: alipay_notify::alipay::product::Product::Page,
-        created_at: past,
-        expires_at: past + time::Duration::minutes(30),
-    };
-    flow.app.store.create_order(&new).await.unwrap();
+    flow.app.expired_order("R1002", "9.00").await;
 
     let order = flow.wait_for_status("R1002", OrderStatus::Closed).await;
 

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::sync::RwLock;
 
@@ -84,13 +83,7 @@ fn save(dir: &Path, pki: &Pki) -> Result<(), PkiError> {
 /// A private key, 0600, never overwriting one (two first starts at once keep one hierarchy).
 fn write_key(dir: &Path, name: &str, pem: &str) -> Result<(), PkiError> {
     let path = dir.join(name);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(&path)
-        .and_then(|mut file| file.write_all(pem.as_bytes()))
+    crate::keystore::create_private(&path, pem.as_bytes())
         .map_err(|source| PkiError::Write { path, source })
 }
 
