@@ -1,5 +1,5 @@
-//! Settings, in sections (`database`, `http`, `alipay`, `checkout`, `api`, `reconcile`, `webhooks`,
-//! `log`):
+//! Settings, in sections (`database`, `http`, `alipay`, `checkout`, `api`, `console`, `reconcile`,
+//! `webhooks`, `log`):
 //! `config/default.toml` (compiled in: the one place defaults are written), then that file in the
 //! working directory if present, then an optional profile file, then environment variables
 //! (which win; their names are flat, e.g. `DATABASE_URL`, see [`ENVIRONMENT`]). Secrets are
@@ -29,6 +29,7 @@ pub struct Settings {
     pub alipay: AlipaySettings,
     pub checkout: CheckoutSettings,
     pub api: ApiSettings,
+    pub console: ConsoleSettings,
     pub reconcile: ReconcileSettings,
     pub webhooks: WebhookSettings,
     pub log: LogSettings,
@@ -97,6 +98,37 @@ pub struct CheckoutSettings {
 pub struct ApiSettings {
     /// Bearer token for `/api/*`; unset or empty disables the API.
     pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// One operator (named `admin`, role `operator`); unset, with no `operators`, disables the
+    /// console.
+    pub token: Option<SecretString>,
+    /// Named operators, each with their own token and role.
+    #[serde(default)]
+    pub operators: Vec<OperatorSettings>,
+    /// How long a login lasts.
+    pub session_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSettings {
+    pub name: String,
+    pub token: SecretString,
+    pub role: Role,
+}
+
+/// What an operator may do in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything; acts on nothing.
+    Viewer,
+    /// Reads and acts: refunds, closes, asks Alipay, redelivers, marks anomalies reviewed.
+    Operator,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,7 +221,7 @@ pub(crate) enum Kind {
 }
 
 /// Every environment variable, the setting it sets, and how its value is read.
-pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 29] = [
+pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 31] = [
     ("DATABASE_URL", "database.url", Kind::Text),
     (
         "DATABASE_MAX_CONNECTIONS",
@@ -250,6 +282,12 @@ pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 29] = [
     ("ENABLED_PRODUCTS", "checkout.enabled_products", Kind::Text),
     ("QUIT_URL", "checkout.quit_url", Kind::Text),
     ("API_TOKEN", "api.token", Kind::Text),
+    ("CONSOLE_TOKEN", "console.token", Kind::Text),
+    (
+        "CONSOLE_SESSION_HOURS",
+        "console.session_hours",
+        Kind::Parsed,
+    ),
     (
         "RECONCILE_INTERVAL_SECONDS",
         "reconcile.interval_seconds",

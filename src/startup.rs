@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
+use crate::http::console::auth::Operators;
+use crate::http::console::Console;
 use crate::http::server::{self, Limits};
 use crate::http::{self, AppState, Checkout};
 use crate::metrics::Metrics;
@@ -77,6 +79,10 @@ impl Application {
             }),
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
             webhook_endpoints: Arc::new(endpoints.iter().map(|e| e.name.clone()).collect()),
+            console: Operators::from_settings(&settings.console)?.map(|operators| {
+                let https = settings.http.public_url.starts_with("https://");
+                Arc::new(Console::new(operators, https))
+            }),
         };
         let reconcile = (settings.reconcile.interval_seconds > 0).then(|| Schedule {
             interval: Duration::from_secs(settings.reconcile.interval_seconds),

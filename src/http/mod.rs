@@ -2,6 +2,7 @@
 
 mod api;
 mod checkout;
+pub mod console;
 mod error;
 mod events;
 mod health;
@@ -51,17 +52,23 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The configured webhook endpoints' names (a redelivery goes to each).
     pub webhook_endpoints: Arc<Vec<String>>,
+    /// `None` turns the operations console off: its routes are not mounted.
+    pub console: Option<Arc<console::Console>>,
 }
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;
     let csp = content_security_policy(&state.alipay.config.gateway);
     let header = |name, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
-    let others = Router::new()
+    let mut others = Router::new()
         .merge(health::router())
         .merge(api::router())
         .merge(checkout::router())
-        .merge(paylink::router())
+        .merge(paylink::router());
+    if state.console.is_some() {
+        others = others.merge(console::router());
+    }
+    let others = others
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -197,14 +197,20 @@ struct Connection {
 impl Connection {
     async fn serve(&self, stream: TcpStream, mut stopping: watch::Receiver<bool>) {
         let activity = Arc::new(Activity::new(&self.limits));
+        let peer = stream.peer_addr().ok();
         let io = TokioIo::new(Watched {
             inner: stream,
             activity: activity.clone(),
         });
         let router = self.router.clone();
         let on_request = activity.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let done = on_request.begin_request();
+            if let Some(peer) = peer {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
             let router = router.clone();
             async move {
                 let response = router.oneshot(request).await?;

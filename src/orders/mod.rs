@@ -2,6 +2,7 @@
 //!
 //! - [`model`]: orders, refunds and the events that move them; [`input`] checks what callers ask.
 //! - [`state`]: the transition one event makes; `plan`: what a batch of events writes (pure).
+//! - [`query`]: filters and keyset pages for lists people read.
 //! - [`repository`]: the `OrderStore` trait, its errors and shared types, and `connect`.
 //! - [`events`]: what happened to an order, written in the same transaction (the outbox);
 //!   [`outbox`]: the feed and webhook deliveries read back, the `EventStore` trait.
@@ -15,6 +16,7 @@ pub(crate) mod model;
 pub mod outbox;
 mod plan;
 mod postgres;
+pub mod query;
 pub(crate) mod repository;
 mod rows;
 mod shared;

@@ -25,6 +25,7 @@ use super::outbox::{
     ClaimedRow, Delivery, DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
+use super::query::{Cursor, OrderFilter, OrderPage};
 use super::repository::*;
 use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELECT_ORDER};
 use super::shared::shared_statements;
@@ -160,6 +161,15 @@ impl OrderStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(Order::try_from).collect()
+    }
+
+    async fn order_page(
+        &self,
+        filter: &OrderFilter,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<OrderPage, StoreError> {
+        Self::page_of(&self.pool, filter, after, limit).await
     }
 
     async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError> {

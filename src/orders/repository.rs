@@ -12,6 +12,7 @@ use super::model::{
     Refund, Source,
 };
 use super::outbox::EventStore;
+use super::query::{Cursor, OrderFilter, OrderPage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -100,6 +101,7 @@ pub enum Created {
 }
 
 /// Orders, their audit log, and (as a supertrait) the events written with their changes.
+
 #[async_trait]
 pub trait OrderStore: EventStore {
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -111,6 +113,13 @@ pub trait OrderStore: EventStore {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError>;
+    /// A page of the orders `filter` admits, newest first, after `after`.
+    async fn order_page(
+        &self,
+        filter: &OrderFilter,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<OrderPage, StoreError>;
     /// Applies a verified event: the order's transition (if any) together with its audit row
     /// and the events it announces, committed in one transaction (possibly shared with other events) before this returns.
     /// Concurrent copies of one event yield exactly one `Applied`.

@@ -180,6 +180,72 @@ macro_rules! shared_statements {
                 Ok(refunds)
             }
 
+            /// One more row than asked for tells whether there is a next page. The statement
+            /// holds only the conditions given, so each shape gets a plan that uses its index.
+            async fn page_of(
+                pool: &sqlx::Pool<$db>,
+                filter: &OrderFilter,
+                after: Option<&Cursor>,
+                limit: i64,
+            ) -> Result<OrderPage, StoreError> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "select ",
+                    order_columns!(),
+                    " from payment_order where true"
+                ));
+                if let Some(status) = filter.status {
+                    sql.push(" and status = ").push_bind(status.as_str());
+                }
+                if let Some(product) = filter.product {
+                    sql.push(" and product = ").push_bind(product.as_str());
+                }
+                if let Some(from) = filter.created_from {
+                    sql.push(" and created_at >= ").push_bind(from);
+                }
+                if let Some(to) = filter.created_to {
+                    sql.push(" and created_at < ").push_bind(to);
+                }
+                if let Some(min) = filter.min_fen {
+                    sql.push(" and total_fen >= ").push_bind(min);
+                }
+                if let Some(max) = filter.max_fen {
+                    sql.push(" and total_fen <= ").push_bind(max);
+                }
+                if let Some(search) = &filter.search {
+                    sql.push(" and (out_trade_no = ")
+                        .push_bind(search.clone())
+                        .push(" or trade_no = ")
+                        .push_bind(search.clone())
+                        .push(" or buyer_id = ")
+                        .push_bind(search.clone())
+                        .push(")");
+                }
+                if let Some(cursor) = after {
+                    sql.push(" and (created_at, out_trade_no) < (")
+                        .push_bind(cursor.created_at)
+                        .push(", ")
+                        .push_bind(cursor.out_trade_no.clone())
+                        .push(")");
+                }
+                sql.push(" order by created_at desc, out_trade_no desc limit ")
+                    .push_bind(limit + 1);
+                let rows: Vec<OrderRow> = sql.build_query_as().fetch_all(pool).await?;
+                let mut orders = rows
+                    .into_iter()
+                    .map(Order::try_from)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let next = if orders.len() as i64 > limit {
+                    orders.truncate(limit as usize);
+                    orders.last().map(|last| Cursor {
+                        created_at: last.created_at,
+                        out_trade_no: last.out_trade_no.clone(),
+                    })
+                } else {
+                    None
+                };
+                Ok(OrderPage { orders, next })
+            }
+
             async fn audit_of(
                 pool: &sqlx::Pool<$db>,
                 out_trade_no: &str,

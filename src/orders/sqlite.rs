@@ -31,6 +31,7 @@ use super::outbox::{
     ClaimedRow, Delivery, DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
+use super::query::{Cursor, OrderFilter, OrderPage};
 use super::repository::*;
 use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELECT_ORDER};
 use super::shared::shared_statements;
@@ -161,6 +162,15 @@ impl OrderStore for SqliteStore {
             .fetch_all(&self.readers)
             .await?;
         rows.into_iter().map(Order::try_from).collect()
+    }
+
+    async fn order_page(
+        &self,
+        filter: &OrderFilter,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<OrderPage, StoreError> {
+        Self::page_of(&self.readers, filter, after, limit).await
     }
 
     async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError> {

@@ -8,6 +8,7 @@ mod hostile;
 mod certs;
 mod checkout;
 mod cli;
+mod console;
 mod events;
 mod gateway;
 mod notify;

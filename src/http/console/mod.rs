@@ -1,0 +1,107 @@
+//! The operations console under `/console`: server-rendered pages (maud escapes every value) for
+//! the people who answer "did this buyer pay?". Off unless operators are configured.
+//!
+//! - [`auth`]: operators, sessions, CSRF tokens, the login brake.
+//! - `layout`: the frame, stylesheet and policy of every page.
+//! - `login`: logging in and out; `orders`: the order list and an order's page.
+
+pub mod auth;
+mod layout;
+mod login;
+mod orders;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use time::OffsetDateTime;
+
+use super::AppState;
+use auth::{LoginBrake, Operators, Session};
+
+/// What the console keeps for its whole life.
+#[derive(Debug)]
+pub struct Console {
+    pub operators: Operators,
+    pub brake: LoginBrake,
+    /// Cookies get `Secure` when the service is reached over HTTPS (PUBLIC_URL).
+    pub secure_cookies: bool,
+    csp: HeaderValue,
+}
+
+impl Console {
+    pub fn new(operators: Operators, secure_cookies: bool) -> Self {
+        Self {
+            operators,
+            brake: LoginBrake::default(),
+            secure_cookies,
+            csp: layout::content_security_policy(),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/orders") }),
+        )
+        .route("/console/login", get(login::form).post(login::submit))
+        .route("/console/logout", post(login::logout))
+        .route("/console/orders", get(orders::list))
+        .route("/console/orders/{out_trade_no}", get(orders::detail))
+}
+
+/// The console, for handlers: 404 when it is off (its routes are not mounted then anyway).
+pub struct On(pub Arc<Console>);
+
+impl FromRequestParts<AppState> for On {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, StatusCode> {
+        state.console.clone().map(On).ok_or(StatusCode::NOT_FOUND)
+    }
+}
+
+/// The session of the request's cookie; without one, the browser is sent to log in.
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let On(console) = On::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        cookie(&parts.headers, auth::COOKIE)
+            .and_then(|value| console.operators.session(&value, OffsetDateTime::now_utc()))
+            .ok_or_else(|| Redirect::to("/console/login").into_response())
+    }
+}
+
+/// One cookie's value from the request's `Cookie` headers.
+fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// The peer's address (the proxy's, behind one; the brake then slows the proxy's clients
+/// together, which errs on the safe side).
+fn peer(parts: &axum::http::Extensions) -> IpAddr {
+    parts
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}

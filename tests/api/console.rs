@@ -1,0 +1,253 @@
+//! The operations console over HTTP, as a browser uses it: off unless configured, logging in
+//! with a token (and the brake on guessing), the session cookie, the order list's filters,
+//! search and pages, an order's page, and hostile values shown escaped.
+
+use std::time::Instant;
+
+use alipay_notify::config::{OperatorSettings, Role};
+use secrecy::SecretString;
+
+use crate::helpers::*;
+use crate::on_both_databases;
+
+on_both_databases!(
+    the_order_list_filters_searches_and_pages_newest_first,
+    an_orders_page_shows_its_fields_refunds_and_messages_escaped,
+);
+
+const OPERATOR_TOKEN: &str = "console-operator-token-0123";
+const VIEWER_TOKEN: &str = "console-viewer-token-456789";
+
+fn with_console(settings: &mut alipay_notify::config::Settings) {
+    settings.console.token = Some(SecretString::from(OPERATOR_TOKEN));
+    settings.console.operators = vec![OperatorSettings {
+        name: "vera".into(),
+        token: SecretString::from(VIEWER_TOKEN),
+        role: Role::Viewer,
+    }];
+}
+
+impl TestApp {
+    /// Logs in with `token`; the session cookie (`name=value`) on success, else the status.
+    async fn log_in(&self, token: &str) -> Result<String, u16> {
+        let response = self
+            .client
+            .post(self.url("/console/login"))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 303 {
+            return Err(response.status().as_u16());
+        }
+        let set_cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        Ok(set_cookie.split(';').next().unwrap().to_owned())
+    }
+
+    async fn console_get(&self, path: &str, cookie: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_off_unless_operators_are_configured() {
+    let app = spawn_app(Db::Sqlite).await;
+    for path in ["/console", "/console/login", "/console/orders"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_sets_a_strict_session_cookie_and_pages_need_it() {
+    let app = spawn_with(Db::Sqlite, with_console).await;
+
+    let anonymous = app
+        .client
+        .get(app.url("/console/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(anonymous.headers()["location"], "/console/login");
+    assert_eq!(app.log_in("not-the-token").await, Err(401));
+
+    let response = app
+        .client
+        .post(app.url("/console/login"))
+        .form(&[("token", OPERATOR_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Expires="] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    // PUBLIC_URL is https in these tests: the cookie is Secure.
+    assert!(set_cookie.contains("Secure"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap();
+
+    let (status, page) = app.console_get("/console/orders", cookie).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("admin (operator)"), "{page}");
+    let (_, page) = app
+        .console_get("/console/orders", &app.log_in(VIEWER_TOKEN).await.unwrap())
+        .await;
+    assert!(page.contains("vera (viewer)"), "{page}");
+
+    // A cookie that was altered is no session.
+    let forged = format!("{}x", cookie);
+    let (status, _) = app.console_get("/console/orders", &forged).await;
+    assert_eq!(status, 303);
+
+    // Logging out needs the session's CSRF token.
+    let logout = |csrf: &'static str| {
+        app.client
+            .post(app.url("/console/logout"))
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf)])
+            .send()
+    };
+    assert_eq!(logout("guess").await.unwrap().status(), 403);
+    let csrf = page_csrf(&app.console_get("/console/orders", cookie).await.1);
+    let response = app
+        .client
+        .post(app.url("/console/logout"))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+/// The CSRF token in a page's forms.
+fn page_csrf(page: &str) -> String {
+    let start = page.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_run_no_script_and_allow_only_their_stylesheet() {
+    let app = spawn_with(Db::Sqlite, with_console).await;
+    let cookie = app.log_in(OPERATOR_TOKEN).await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/console/orders"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let page = response.text().await.unwrap();
+    assert!(!page.contains("<script"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_failed_logins_in_a_minute_slow_the_next_answers_down() {
+    let app = spawn_with(Db::Sqlite, with_console).await;
+    for _ in 0..10 {
+        assert_eq!(app.log_in("guess-guess-guess-guess").await, Err(401));
+    }
+    let started = Instant::now();
+    // Even the right token waits its turn.
+    assert!(app.log_in(OPERATOR_TOKEN).await.is_ok());
+    assert!(
+        started.elapsed().as_millis() >= 450,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+async fn the_order_list_filters_searches_and_pages_newest_first(db: Db) {
+    let app = spawn_with(db, with_console).await;
+    for n in 0..55 {
+        let amount = if n % 5 == 0 { "100.00" } else { "9.90" };
+        app.pending_order(&format!("L{n:03}"), amount).await;
+    }
+    let cookie = app.log_in(VIEWER_TOKEN).await.unwrap();
+    let rows = |page: &str| page.matches(r#"<a href="/console/orders/L"#).count();
+
+    let (_, first) = app.console_get("/console/orders", &cookie).await;
+    assert_eq!(rows(&first), 50);
+    // Newest first: the last created leads.
+    let l054 = first.find(">L054<").unwrap();
+    let l053 = first.find(">L053<").unwrap();
+    assert!(l054 < l053);
+    let next = first
+        .split(r#"rel="next""#)
+        .next()
+        .and_then(|head| head.rsplit("href=\"").next())
+        .map(|href| href.split('"').next().unwrap().replace("&amp;", "&"))
+        .unwrap();
+    let (_, second) = app.console_get(&next, &cookie).await;
+    assert_eq!(rows(&second), 5);
+    assert!(second.contains(">L000<") && !second.contains(">L054<"));
+    assert!(!second.contains(r#"rel="next""#));
+
+    let (_, big) = app.console_get("/console/orders?min=50", &cookie).await;
+    assert_eq!(rows(&big), 11);
+    let (_, found) = app.console_get("/console/orders?q=L017", &cookie).await;
+    assert_eq!(rows(&found), 1);
+    let (_, none) = app
+        .console_get("/console/orders?status=paid", &cookie)
+        .await;
+    assert!(none.contains("No orders match."));
+    let (status, bad) = app.console_get("/console/orders?min=lots", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(bad.contains("min must be an amount"), "{bad}");
+}
+
+async fn an_orders_page_shows_its_fields_refunds_and_messages_escaped(db: Db) {
+    let app = spawn_with(db, with_console).await;
+    let hostile = "<script>alert(1)</script>\u{202e}gnp.exe";
+    let now = time::OffsetDateTime::now_utc();
+    let new = alipay_notify::orders::NewOrder {
+        out_trade_no: "H1".into(),
+        subject: hostile.into(),
+        body: Some("\"quoted\" & <b>bold</b>".into()),
+        total_amount: "1.00".parse().unwrap(),
+        product: alipay_notify::alipay::product::Product::Page,
+        created_at: now,
+        expires_at: now + time::Duration::minutes(30),
+    };
+    app.store.create_order(&new).await.unwrap();
+    let cookie = app.log_in(OPERATOR_TOKEN).await.unwrap();
+
+    let (status, page) = app.console_get("/console/orders/H1", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(page.contains("&lt;b&gt;bold&lt;/b&gt;"), "{page}");
+    let (_, list) = app.console_get("/console/orders", &cookie).await;
+    assert!(!list.contains("<script>alert"), "{list}");
+    let (status, _) = app.console_get("/console/orders/nope", &cookie).await;
+    assert_eq!(status, 404);
+}
