@@ -127,9 +127,20 @@ impl Reconciler {
         }
     }
 
-    /// Asks Alipay about one order now and applies the answer.
+    /// Asks Alipay about one order now and applies the answer; an expired unpaid one is closed.
     pub async fn reconcile(&self, order: &Order) -> Result<Reconciled, ReconcileError> {
         let expired = order.expires_at <= OffsetDateTime::now_utc();
+        self.settle(order, expired).await
+    }
+
+    /// Closes a pending order before it expires (an operator's decision). Alipay is asked first:
+    /// an order the buyer has paid meanwhile is marked paid, not closed.
+    pub async fn close_now(&self, order: &Order) -> Result<Reconciled, ReconcileError> {
+        self.settle(order, true).await
+    }
+
+    /// Applies Alipay's answer about `order`; an unpaid one is closed when `expired`.
+    async fn settle(&self, order: &Order, expired: bool) -> Result<Reconciled, ReconcileError> {
         let query = match self.gateway.query(&self.alipay, &order.out_trade_no).await {
             Ok(query) => query,
             // The buyer never logged in to pay: no trade exists at Alipay yet.

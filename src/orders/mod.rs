@@ -2,6 +2,7 @@
 //!
 //! - [`model`]: orders, refunds and the events that move them; [`input`] checks what callers ask.
 //! - [`state`]: the transition one event makes; `plan`: what a batch of events writes (pure).
+//! - [`actions`]: the audit trail of what operators did through the console.
 //! - [`query`]: filters and keyset pages for lists people read.
 //! - [`repository`]: the `OrderStore` trait, its errors and shared types, and `connect`.
 //! - [`events`]: what happened to an order, written in the same transaction (the outbox);
@@ -9,6 +10,7 @@
 //! - `postgres`, `sqlite`: each backend's own SQL next to its binds; `shared`: the statements
 //!   both run alike, written once; `rows`: rows decoded into the model; `batch`: group commit.
 
+pub mod actions;
 mod batch;
 pub mod events;
 pub(crate) mod input;

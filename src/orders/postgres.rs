@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::batch::{ApplyBatch, Batcher};
 use super::events::{AnomalyData, EventType, NewEvent, StoredEvent, Subscriptions};
 
+use super::actions::ConsoleAction;
 use super::model::{
     AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderDocument, OrderStatus, Outcome,
     PaymentEvent, Refund, Verdict,
@@ -27,7 +28,9 @@ use super::outbox::{
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::query::{Cursor, OrderFilter, OrderPage};
 use super::repository::*;
-use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELECT_ORDER};
+use super::rows::{
+    by_number, order_columns, ActionRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
+};
 use super::shared::shared_statements;
 
 shared_statements!(PgStore, Postgres, PgConnection);
@@ -161,6 +164,14 @@ impl OrderStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(Order::try_from).collect()
+    }
+
+    async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {
+        Self::insert_action(&self.pool, action).await
+    }
+
+    async fn actions(&self, out_trade_no: &str) -> Result<Vec<ConsoleAction>, StoreError> {
+        Self::actions_of(&self.pool, out_trade_no).await
     }
 
     async fn order_page(

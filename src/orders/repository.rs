@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::actions::ConsoleAction;
 use super::events::Subscriptions;
 use super::model::{
     AnomalyReason, AuditRecord, NewOrder, NewRefund, Order, OrderStatus, Outcome, PaymentEvent,
@@ -113,6 +114,10 @@ pub trait OrderStore: EventStore {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError>;
+    /// Records what an operator did through the console.
+    async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError>;
+    /// What operators did about an order, oldest first.
+    async fn actions(&self, out_trade_no: &str) -> Result<Vec<ConsoleAction>, StoreError>;
     /// A page of the orders `filter` admits, newest first, after `after`.
     async fn order_page(
         &self,

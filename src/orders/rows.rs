@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
+use super::actions::{ActionKind, ConsoleAction};
 use super::model::{
     AnomalyReason, AuditRecord, Order, OrderStatus, Refund, RefundStatus, Source, Verdict,
 };
@@ -142,4 +143,31 @@ pub(super) fn by_number(rows: Vec<OrderRow>) -> Result<HashMap<String, Order>, S
     rows.into_iter()
         .map(|row| Order::try_from(row).map(|order| (order.out_trade_no.clone(), order)))
         .collect()
+}
+
+/// A console_action row.
+#[derive(sqlx::FromRow)]
+pub(super) struct ActionRow {
+    operator: String,
+    kind: String,
+    out_trade_no: Option<String>,
+    request: String,
+    outcome: String,
+    at: OffsetDateTime,
+}
+
+impl TryFrom<ActionRow> for ConsoleAction {
+    type Error = StoreError;
+    fn try_from(row: ActionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            kind: ActionKind::parse(&row.kind).ok_or_else(|| {
+                StoreError::Corrupt(format!("kind {:?} of a console_action row", row.kind))
+            })?,
+            operator: row.operator,
+            out_trade_no: row.out_trade_no,
+            request: row.request,
+            outcome: row.outcome,
+            at: row.at,
+        })
+    }
 }

@@ -246,6 +246,39 @@ macro_rules! shared_statements {
                 Ok(OrderPage { orders, next })
             }
 
+            async fn insert_action(
+                pool: &sqlx::Pool<$db>,
+                action: &ConsoleAction,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "insert into console_action (operator, kind, out_trade_no, request, outcome, at) \
+                     values ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&action.operator)
+                .bind(action.kind.as_str())
+                .bind(&action.out_trade_no)
+                .bind(&action.request)
+                .bind(&action.outcome)
+                .bind(action.at)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn actions_of(
+                pool: &sqlx::Pool<$db>,
+                out_trade_no: &str,
+            ) -> Result<Vec<ConsoleAction>, StoreError> {
+                let rows: Vec<ActionRow> = sqlx::query_as(
+                    "select operator, kind, out_trade_no, request, outcome, at \
+                     from console_action where out_trade_no = $1 order by id",
+                )
+                .bind(out_trade_no)
+                .fetch_all(pool)
+                .await?;
+                rows.into_iter().map(ConsoleAction::try_from).collect()
+            }
+
             async fn audit_of(
                 pool: &sqlx::Pool<$db>,
                 out_trade_no: &str,

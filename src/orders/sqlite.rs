@@ -20,6 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use super::actions::ConsoleAction;
 use super::batch::{ApplyBatch, Batcher};
 use super::events::{AnomalyData, EventType, NewEvent, StoredEvent, Subscriptions};
 use super::model::{
@@ -33,7 +34,9 @@ use super::outbox::{
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::query::{Cursor, OrderFilter, OrderPage};
 use super::repository::*;
-use super::rows::{by_number, order_columns, AuditRow, OrderRow, RefundRow, SELECT_ORDER};
+use super::rows::{
+    by_number, order_columns, ActionRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
+};
 use super::shared::shared_statements;
 
 shared_statements!(SqliteStore, Sqlite, SqliteConnection);
@@ -162,6 +165,14 @@ impl OrderStore for SqliteStore {
             .fetch_all(&self.readers)
             .await?;
         rows.into_iter().map(Order::try_from).collect()
+    }
+
+    async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {
+        Self::insert_action(&self.writer, action).await
+    }
+
+    async fn actions(&self, out_trade_no: &str) -> Result<Vec<ConsoleAction>, StoreError> {
+        Self::actions_of(&self.readers, out_trade_no).await
     }
 
     async fn order_page(

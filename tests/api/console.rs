@@ -5,6 +5,8 @@
 use std::time::Instant;
 
 use alipay_notify::config::{OperatorSettings, Role};
+use alipay_notify::orders::OrderStatus;
+use alipay_sim::Faults;
 use secrecy::SecretString;
 
 use crate::helpers::*;
@@ -13,6 +15,9 @@ use crate::on_both_databases;
 on_both_databases!(
     the_order_list_filters_searches_and_pages_newest_first,
     an_orders_page_shows_its_fields_refunds_and_messages_escaped,
+    an_operator_refunds_after_confirming_and_the_trail_says_so,
+    viewers_and_forged_forms_change_nothing,
+    an_operator_asks_alipay_now_and_closes_a_pending_order,
 );
 
 const OPERATOR_TOKEN: &str = "console-operator-token-0123";
@@ -250,4 +255,159 @@ async fn an_orders_page_shows_its_fields_refunds_and_messages_escaped(db: Db) {
     assert!(!list.contains("<script>alert"), "{list}");
     let (status, _) = app.console_get("/console/orders/nope", &cookie).await;
     assert_eq!(status, 404);
+}
+
+impl TestApp {
+    async fn console_post(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("cookie", cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+/// The value of a hidden field in a page.
+fn hidden_value(page: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn an_operator_refunds_after_confirming_and_the_trail_says_so(db: Db) {
+    let flow = spawn_paying(db, Faults::default(), with_console).await;
+    flow.paid_order("K1", "10.00").await;
+    let app = &flow.app;
+    let cookie = app.log_in(OPERATOR_TOKEN).await.unwrap();
+    let (_, page) = app.console_get("/console/orders/K1", &cookie).await;
+    assert!(page.contains(r#"id="refund""#), "{page}");
+    let csrf = page_csrf(&page);
+
+    let (status, confirm) = app
+        .console_post(
+            "/console/orders/K1/refund",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("amount", "2.00"),
+                ("reason", "lid <broken>"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(confirm.contains("Refund 2.00 of order K1?"), "{confirm}");
+    assert!(confirm.contains("lid &lt;broken&gt;"), "{confirm}");
+    assert!(
+        app.store.refunds("K1").await.unwrap().is_empty(),
+        "nothing before confirming"
+    );
+
+    let out_request_no = hidden_value(&confirm, "out_request_no");
+    let confirmed = [
+        ("csrf", csrf.as_str()),
+        ("amount", "2.00"),
+        ("reason", "lid <broken>"),
+        ("out_request_no", out_request_no.as_str()),
+        ("confirmed", "true"),
+    ];
+    let (status, _) = app
+        .console_post("/console/orders/K1/refund", &cookie, &confirmed)
+        .await;
+    assert_eq!(status, 303);
+    // Confirming twice (a double click, a resent form) refunds once.
+    app.console_post("/console/orders/K1/refund", &cookie, &confirmed)
+        .await;
+    assert_eq!(app.order("K1").await.refunded_fen, 200);
+    assert_eq!(app.store.refunds("K1").await.unwrap().len(), 1);
+
+    let trail = app.store.actions("K1").await.unwrap();
+    assert_eq!(trail.len(), 2);
+    assert_eq!(trail[0].operator, "admin");
+    assert_eq!(trail[0].request, "refund 2.00 (lid <broken>)");
+    assert!(trail[0].outcome.ends_with("succeeded"), "{:?}", trail[0]);
+    let (_, page) = app.console_get("/console/orders/K1", &cookie).await;
+    assert!(page.contains("refund 2.00 (lid &lt;broken&gt;)"), "{page}");
+}
+
+async fn viewers_and_forged_forms_change_nothing(db: Db) {
+    let flow = spawn_paying(db, Faults::default(), with_console).await;
+    flow.paid_order("K2", "10.00").await;
+    let app = &flow.app;
+    let viewer = app.log_in(VIEWER_TOKEN).await.unwrap();
+    let (_, page) = app.console_get("/console/orders/K2", &viewer).await;
+    assert!(
+        !page.contains(r#"id="refund""#) && !page.contains(r#"id="reconcile""#),
+        "{page}"
+    );
+    let csrf = page_csrf(&page);
+    let confirmed = [
+        ("csrf", csrf.as_str()),
+        ("amount", "2.00"),
+        ("confirmed", "true"),
+    ];
+    let (status, _) = app
+        .console_post("/console/orders/K2/refund", &viewer, &confirmed)
+        .await;
+    assert_eq!(status, 403);
+
+    let operator = app.log_in(OPERATOR_TOKEN).await.unwrap();
+    // The viewer's CSRF token is not the operator's, nor is a guess.
+    for csrf in [csrf.as_str(), "guess"] {
+        let forged = [("csrf", csrf), ("amount", "2.00"), ("confirmed", "true")];
+        let (status, _) = app
+            .console_post("/console/orders/K2/refund", &operator, &forged)
+            .await;
+        assert_eq!(status, 403);
+    }
+    assert_eq!(app.order("K2").await.refunded_fen, 0);
+    assert!(app.store.refunds("K2").await.unwrap().is_empty());
+    assert!(app.store.actions("K2").await.unwrap().is_empty());
+}
+
+async fn an_operator_asks_alipay_now_and_closes_a_pending_order(db: Db) {
+    let flow = spawn_paying(
+        db,
+        Faults {
+            never_deliver: true,
+            ..Faults::default()
+        },
+        |s| {
+            with_console(s);
+            s.reconcile.interval_seconds = 0;
+        },
+    )
+    .await;
+    let app = &flow.app;
+    let pay_url = flow.create_order("K3", "3.00").await;
+    flow.click(&pay_url, "pay").await;
+    flow.create_order("K4", "4.00").await;
+    let cookie = app.log_in(OPERATOR_TOKEN).await.unwrap();
+    let csrf = page_csrf(&app.console_get("/console/orders/K3", &cookie).await.1);
+    let confirmed = [("csrf", csrf.as_str()), ("confirmed", "true")];
+
+    // Paid at Alipay, never told: asking now finds it.
+    assert_eq!(app.order("K3").await.status, OrderStatus::Pending);
+    app.console_post("/console/orders/K3/reconcile", &cookie, &confirmed)
+        .await;
+    assert_eq!(app.order("K3").await.status, OrderStatus::Paid);
+    // Closing a paid order is not offered, and refused if asked.
+    let (status, _) = app
+        .console_post("/console/orders/K3/close", &cookie, &confirmed)
+        .await;
+    assert_eq!(status, 403);
+
+    // Never paid: closed at Alipay and here.
+    app.console_post("/console/orders/K4/close", &cookie, &confirmed)
+        .await;
+    assert_eq!(app.order("K4").await.status, OrderStatus::Closed);
+    let trail = app.store.actions("K4").await.unwrap();
+    assert_eq!(trail[0].request, "close");
+    assert!(trail[0].outcome.contains("order closed"), "{:?}", trail[0]);
 }

@@ -3,8 +3,10 @@
 //!
 //! - [`auth`]: operators, sessions, CSRF tokens, the login brake.
 //! - `layout`: the frame, stylesheet and policy of every page.
-//! - `login`: logging in and out; `orders`: the order list and an order's page.
+//! - `login`: logging in and out; `orders`: the order list and an order's page; `actions`:
+//!   what operators do to an order, confirmed first and recorded.
 
+mod actions;
 pub mod auth;
 mod layout;
 mod login;
@@ -55,6 +57,15 @@ pub fn router() -> Router<AppState> {
         .route("/console/logout", post(login::logout))
         .route("/console/orders", get(orders::list))
         .route("/console/orders/{out_trade_no}", get(orders::detail))
+        .route(
+            "/console/orders/{out_trade_no}/reconcile",
+            post(actions::reconcile),
+        )
+        .route(
+            "/console/orders/{out_trade_no}/refund",
+            post(actions::refund),
+        )
+        .route("/console/orders/{out_trade_no}/close", post(actions::close))
 }
 
 /// The console, for handlers: 404 when it is off (its routes are not mounted then anyway).
@@ -104,4 +115,9 @@ fn peer(parts: &axum::http::Extensions) -> IpAddr {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// An order number inside a URL path.
+fn path_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

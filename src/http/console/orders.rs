@@ -10,7 +10,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use super::auth::Session;
-use super::{layout, On};
+use super::{actions, layout, path_segment, On};
 use crate::alipay::product::Product;
 use crate::http::AppState;
 use crate::money::Amount;
@@ -218,11 +218,6 @@ fn refunded(order: &Order) -> String {
     }
 }
 
-/// An order number inside a URL path.
-fn path_segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
 pub async fn detail(
     State(state): State<AppState>,
     On(console): On,
@@ -235,9 +230,10 @@ pub async fn detail(
         };
         let refunds = state.store.refunds(&out_trade_no).await?;
         let audit = state.store.audit_log(&out_trade_no).await?;
-        Ok::<_, crate::orders::StoreError>(Some((order, refunds, audit)))
+        let trail = state.store.actions(&out_trade_no).await?;
+        Ok::<_, crate::orders::StoreError>(Some((order, refunds, audit, trail)))
     };
-    let (order, refunds, audit) = match found.await {
+    let (order, refunds, audit, trail) = match found.await {
         Ok(Some(found)) => found,
         Ok(None) => {
             let content = html! { h1 { "No order " (out_trade_no) } p { a href="/console/orders" { "Back to the list" } } };
@@ -272,6 +268,7 @@ pub async fn detail(
                 @if let Some(at) = order.closed_at { dt { "Closed" } dd { (layout::time(at)) } }
             }
         }
+        (actions::buttons(&session, &order))
         div class="card" {
             h2 { "Refunds" }
             @if refunds.is_empty() { p class="muted" { "None." } } @else {
@@ -295,6 +292,21 @@ pub async fn detail(
                         td { (row.trade_status.as_deref().unwrap_or("")) }
                         td { (row.verdict.as_str()) }
                         td { (row.reason.map(|r| r.as_str()).unwrap_or("")) }
+                    } } }
+                }
+            }
+        }
+    };
+    let content = html! {
+        (content)
+        div class="card" id="actions" {
+            h2 { "Done here by operators" }
+            @if trail.is_empty() { p class="muted" { "Nothing yet." } } @else {
+                table {
+                    thead { tr { th { "When" } th { "Who" } th { "Asked" } th { "Outcome" } } }
+                    tbody { @for action in &trail { tr {
+                        td { (layout::time(action.at)) } td { (action.operator) }
+                        td { (action.request) } td { (action.outcome) }
                     } } }
                 }
             }
