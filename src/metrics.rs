@@ -58,6 +58,8 @@ pub struct Metrics {
     notify_seconds: Histogram,
     transitions: Family<TransitionLabels, Counter>,
     reconcile_runs: Counter,
+    reconcile_last_run: Gauge<f64, std::sync::atomic::AtomicU64>,
+    reconcile_last_claimed: Gauge,
     reconciled: Family<OutcomeLabels, Counter>,
     database_errors: Family<OperationLabels, Counter>,
     connections_open: Gauge,
@@ -94,6 +96,18 @@ impl Default for Metrics {
             "reconcile_runs",
             "Reconciliation runs started",
             reconcile_runs.clone(),
+        );
+        let reconcile_last_run = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "reconcile_last_run_timestamp_seconds",
+            "When this instance last finished a reconciliation run (Unix time)",
+            reconcile_last_run.clone(),
+        );
+        let reconcile_last_claimed = Gauge::default();
+        registry.register(
+            "reconcile_last_run_orders",
+            "Orders the last reconciliation run of this instance looked at",
+            reconcile_last_claimed.clone(),
         );
         let reconciled = Family::default();
         registry.register(
@@ -148,6 +162,8 @@ impl Default for Metrics {
             notify_seconds,
             transitions,
             reconcile_runs,
+            reconcile_last_run,
+            reconcile_last_claimed,
             reconciled,
             database_errors,
         }
@@ -170,6 +186,20 @@ impl Metrics {
 
     pub(crate) fn reconcile_run(&self) {
         self.reconcile_runs.inc();
+    }
+
+    pub(crate) fn reconcile_finished(&self, at: OffsetDateTime, orders: usize) {
+        self.reconcile_last_run.set(at.unix_timestamp() as f64);
+        self.reconcile_last_claimed.set(orders as i64);
+    }
+
+    /// When this instance last finished a reconciliation run, and how many orders it took.
+    pub fn last_reconcile_run(&self) -> Option<(OffsetDateTime, i64)> {
+        let at = self.reconcile_last_run.get();
+        (at > 0.0)
+            .then(|| OffsetDateTime::from_unix_timestamp(at as i64).ok())
+            .flatten()
+            .map(|at| (at, self.reconcile_last_claimed.get()))
     }
 
     pub(crate) fn reconciled(&self, outcome: &'static str) {

@@ -97,6 +97,8 @@ impl Reconciler {
             let outcome = self.reconcile(order).await;
             self.record(order, &outcome);
         }
+        self.metrics
+            .reconcile_finished(OffsetDateTime::now_utc(), orders.len());
         Ok(orders.len())
     }
 

@@ -9,3 +9,15 @@ create table console_action (
     at           text not null
 );
 create index console_action_order on console_action (out_trade_no, id);
+
+-- An operator's look at an anomaly (a genuine message that disagreed with our records).
+create table anomaly_review (
+    notification_id bigint primary key references notification (id),
+    operator        text not null,
+    note            text not null,
+    at              text not null
+);
+
+-- The overview: messages by hour, the most overdue pending order.
+create index notification_received on notification (received_at);
+create index payment_order_status_expires on payment_order (status, expires_at);

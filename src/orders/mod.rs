@@ -3,6 +3,7 @@
 //! - [`model`]: orders, refunds and the events that move them; [`input`] checks what callers ask.
 //! - [`state`]: the transition one event makes; `plan`: what a batch of events writes (pure).
 //! - [`actions`]: the audit trail of what operators did through the console.
+//! - [`stats`]: counts, the most overdue order and anomalies for the console's overview.
 //! - [`query`]: filters and keyset pages for lists people read.
 //! - [`repository`]: the `OrderStore` trait, its errors and shared types, and `connect`.
 //! - [`events`]: what happened to an order, written in the same transaction (the outbox);
@@ -24,6 +25,7 @@ mod rows;
 mod shared;
 mod sqlite;
 pub(crate) mod state;
+pub mod stats;
 
 pub use model::{
     AnomalyReason, NewOrder, NewRefund, Order, OrderDocument, OrderStatus, Outcome, PaymentEvent,

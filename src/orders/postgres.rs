@@ -29,10 +29,30 @@ use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::query::{Cursor, OrderFilter, OrderPage};
 use super::repository::*;
 use super::rows::{
-    by_number, order_columns, ActionRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
+    by_number, order_columns, ActionRow, AnomalyRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
 };
 use super::shared::shared_statements;
+use super::stats::{stats_statements, verdict_count, Anomaly, Review, StatusCounts, VerdictCount};
 
+stats_statements!(PgStore, Postgres);
+
+impl PgStore {
+    async fn verdicts_by_hour(
+        pool: &PgPool,
+        since: OffsetDateTime,
+    ) -> Result<Vec<VerdictCount>, StoreError> {
+        let rows: Vec<(OffsetDateTime, String, i64)> = sqlx::query_as(
+            "select date_trunc('hour', received_at), verdict, count(*) from notification \
+             where received_at >= $1 group by 1, 2 order by 1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+        rows.into_iter()
+            .map(|(hour, verdict, count)| verdict_count(hour, &verdict, count))
+            .collect()
+    }
+}
 shared_statements!(PgStore, Postgres, PgConnection);
 outbox_statements!(PgStore, Postgres);
 
@@ -164,6 +184,30 @@ impl OrderStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(Order::try_from).collect()
+    }
+
+    async fn status_counts(&self, since: OffsetDateTime) -> Result<StatusCounts, StoreError> {
+        Self::status_counts_since(&self.pool, since).await
+    }
+
+    async fn verdict_counts(&self, since: OffsetDateTime) -> Result<Vec<VerdictCount>, StoreError> {
+        Self::verdicts_by_hour(&self.pool, since).await
+    }
+
+    async fn oldest_overdue(&self, now: OffsetDateTime) -> Result<Option<Order>, StoreError> {
+        Self::oldest_overdue_order(&self.pool, now).await
+    }
+
+    async fn anomalies(&self, reviewed: bool, limit: i64) -> Result<Vec<Anomaly>, StoreError> {
+        Self::anomalies_in(&self.pool, reviewed, limit).await
+    }
+
+    async fn unreviewed_anomalies(&self) -> Result<i64, StoreError> {
+        Self::unreviewed_count(&self.pool).await
+    }
+
+    async fn review_anomaly(&self, id: i64, review: &Review) -> Result<bool, StoreError> {
+        Self::insert_review(&self.pool, id, review).await
     }
 
     async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@ use super::model::{
 };
 use super::outbox::EventStore;
 use super::query::{Cursor, OrderFilter, OrderPage};
+use super::stats::{Anomaly, Review, StatusCounts, VerdictCount};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -114,6 +115,18 @@ pub trait OrderStore: EventStore {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError>;
+    /// Orders created since `since`, by status.
+    async fn status_counts(&self, since: OffsetDateTime) -> Result<StatusCounts, StoreError>;
+    /// Messages recorded since `since`, by hour and verdict.
+    async fn verdict_counts(&self, since: OffsetDateTime) -> Result<Vec<VerdictCount>, StoreError>;
+    /// The pending order whose expiry passed longest ago, if any (reconciliation should have
+    /// closed it: its presence says reconciliation is not keeping up).
+    async fn oldest_overdue(&self, now: OffsetDateTime) -> Result<Option<Order>, StoreError>;
+    /// Anomalies, newest first: those waiting for a look, or those reviewed.
+    async fn anomalies(&self, reviewed: bool, limit: i64) -> Result<Vec<Anomaly>, StoreError>;
+    async fn unreviewed_anomalies(&self) -> Result<i64, StoreError>;
+    /// Marks an anomaly reviewed; false when there is no such anomaly or it was reviewed before.
+    async fn review_anomaly(&self, id: i64, review: &Review) -> Result<bool, StoreError>;
     /// Records what an operator did through the console.
     async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError>;
     /// What operators did about an order, oldest first.

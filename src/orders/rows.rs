@@ -10,6 +10,7 @@ use super::model::{
     AnomalyReason, AuditRecord, Order, OrderStatus, Refund, RefundStatus, Source, Verdict,
 };
 use super::repository::StoreError;
+use super::stats::{Anomaly, Review};
 use crate::alipay::notification::TradeStatus;
 use crate::alipay::product::Product;
 use crate::money::Amount;
@@ -168,6 +169,51 @@ impl TryFrom<ActionRow> for ConsoleAction {
             request: row.request,
             outcome: row.outcome,
             at: row.at,
+        })
+    }
+}
+
+/// An anomaly's notification row with its review's columns (null when unreviewed).
+#[derive(sqlx::FromRow)]
+pub(super) struct AnomalyRow {
+    id: i64,
+    source: String,
+    out_trade_no: Option<String>,
+    trade_status: Option<String>,
+    reason: Option<String>,
+    received_at: OffsetDateTime,
+    operator: Option<String>,
+    note: Option<String>,
+    at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<AnomalyRow> for Anomaly {
+    type Error = StoreError;
+    fn try_from(row: AnomalyRow) -> Result<Self, StoreError> {
+        let reason = row
+            .reason
+            .as_deref()
+            .map(|r| {
+                AnomalyReason::parse(r)
+                    .ok_or_else(|| StoreError::Corrupt(format!("reason {r:?} of an anomaly row")))
+            })
+            .transpose()?;
+        let review = match (row.operator, row.at) {
+            (Some(operator), Some(at)) => Some(Review {
+                operator,
+                note: row.note.unwrap_or_default(),
+                at,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            id: row.id,
+            source: row.source,
+            out_trade_no: row.out_trade_no,
+            trade_status: row.trade_status,
+            reason,
+            received_at: row.received_at,
+            review,
         })
     }
 }

@@ -35,10 +35,35 @@ use super::plan::{batch_keys, refund_allowed, BatchPlan};
 use super::query::{Cursor, OrderFilter, OrderPage};
 use super::repository::*;
 use super::rows::{
-    by_number, order_columns, ActionRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
+    by_number, order_columns, ActionRow, AnomalyRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
 };
 use super::shared::shared_statements;
+use super::stats::{stats_statements, verdict_count, Anomaly, Review, StatusCounts, VerdictCount};
 
+stats_statements!(SqliteStore, Sqlite);
+
+impl SqliteStore {
+    /// Times are RFC 3339 text in UTC: the first 13 characters name the hour.
+    async fn verdicts_by_hour(
+        pool: &SqlitePool,
+        since: OffsetDateTime,
+    ) -> Result<Vec<VerdictCount>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "select substr(received_at, 1, 13), verdict, count(*) from notification \
+             where received_at >= $1 group by 1, 2 order by 1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+        rows.into_iter()
+            .map(|(hour, verdict, count)| {
+                let at = OffsetDateTime::parse(&format!("{hour}:00:00Z"), &Rfc3339)
+                    .map_err(|_| StoreError::Corrupt(format!("received_at hour {hour:?}")))?;
+                verdict_count(at, &verdict, count)
+            })
+            .collect()
+    }
+}
 shared_statements!(SqliteStore, Sqlite, SqliteConnection);
 outbox_statements!(SqliteStore, Sqlite);
 
@@ -165,6 +190,30 @@ impl OrderStore for SqliteStore {
             .fetch_all(&self.readers)
             .await?;
         rows.into_iter().map(Order::try_from).collect()
+    }
+
+    async fn status_counts(&self, since: OffsetDateTime) -> Result<StatusCounts, StoreError> {
+        Self::status_counts_since(&self.readers, since).await
+    }
+
+    async fn verdict_counts(&self, since: OffsetDateTime) -> Result<Vec<VerdictCount>, StoreError> {
+        Self::verdicts_by_hour(&self.readers, since).await
+    }
+
+    async fn oldest_overdue(&self, now: OffsetDateTime) -> Result<Option<Order>, StoreError> {
+        Self::oldest_overdue_order(&self.readers, now).await
+    }
+
+    async fn anomalies(&self, reviewed: bool, limit: i64) -> Result<Vec<Anomaly>, StoreError> {
+        Self::anomalies_in(&self.readers, reviewed, limit).await
+    }
+
+    async fn unreviewed_anomalies(&self) -> Result<i64, StoreError> {
+        Self::unreviewed_count(&self.readers).await
+    }
+
+    async fn review_anomaly(&self, id: i64, review: &Review) -> Result<bool, StoreError> {
+        Self::insert_review(&self.writer, id, review).await
     }
 
     async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {

@@ -18,6 +18,7 @@ on_both_databases!(
     an_operator_refunds_after_confirming_and_the_trail_says_so,
     viewers_and_forged_forms_change_nothing,
     an_operator_asks_alipay_now_and_closes_a_pending_order,
+    the_overview_counts_orders_and_messages_and_points_at_what_needs_a_look,
 );
 
 const OPERATOR_TOKEN: &str = "console-operator-token-0123";
@@ -410,4 +411,43 @@ async fn an_operator_asks_alipay_now_and_closes_a_pending_order(db: Db) {
     let trail = app.store.actions("K4").await.unwrap();
     assert_eq!(trail[0].request, "close");
     assert!(trail[0].outcome.contains("order closed"), "{:?}", trail[0]);
+}
+
+async fn the_overview_counts_orders_and_messages_and_points_at_what_needs_a_look(db: Db) {
+    let flow = spawn_paying(db, Faults::default(), with_console).await;
+    let app = &flow.app;
+    flow.paid_order("V1", "10.00").await;
+    app.pending_order("V2", "2.00").await;
+    app.expired_order("V3", "3.00").await;
+    // A genuine notification about an order we never created: an anomaly.
+    let (status, _) = app.notify(genuine(&trade_success("V404", "1.00"))).await;
+    assert_eq!(status, 422);
+    let cookie = app.log_in(VIEWER_TOKEN).await.unwrap();
+
+    let (status, page) = app.console_get("/console", &cookie).await;
+
+    assert_eq!(status, 200);
+    let today = page
+        .split("today (Beijing)")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap();
+    let cells: Vec<&str> = today
+        .split(r#"<td class="num">"#)
+        .skip(1)
+        .map(|cell| cell.split('<').next().unwrap())
+        .collect();
+    // pending, paid, closed, refunded, all
+    assert_eq!(cells, ["2", "1", "0", "0", "3"], "{today}");
+    assert!(page.contains(r#"id="anomalies-waiting">1<"#), "{page}");
+    assert!(page.contains(">V3</a> expired"), "{page}");
+    // The payment's notification and the anomaly, in the chart.
+    assert!(
+        page.contains(r#"aria-label="2 messages in the last 24 hours""#),
+        "{page}"
+    );
+    assert!(
+        page.contains("applied 1") && page.contains("anomaly 1"),
+        "{page}"
+    );
 }

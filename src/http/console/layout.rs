@@ -68,6 +68,7 @@ pub fn page(
                 header {
                     strong { "alipay-notify" }
                     @if let Some(session) = session {
+                        a href="/console" { "Overview" }
                         a href="/console/orders" { "Orders" }
                         span class="who" {
                             (session.operator) " (" (role_name(session)) ") · "

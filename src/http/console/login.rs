@@ -68,11 +68,7 @@ pub async fn submit(On(console): On, request: Request) -> Response {
         .open_session(operator, OffsetDateTime::now_utc());
     tracing::info!(operator = %session.operator, "console login");
     let cookie = session_cookie(console, value, Some(session.expires));
-    (
-        [(header::SET_COOKIE, cookie)],
-        Redirect::to("/console/orders"),
-    )
-        .into_response()
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response()
 }
 
 #[derive(Deserialize)]

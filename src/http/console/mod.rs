@@ -3,7 +3,7 @@
 //!
 //! - [`auth`]: operators, sessions, CSRF tokens, the login brake.
 //! - `layout`: the frame, stylesheet and policy of every page.
-//! - `login`: logging in and out; `orders`: the order list and an order's page; `actions`:
+//! - `overview`: the first page; `login`: logging in and out; `orders`: the order list and an order's page; `actions`:
 //!   what operators do to an order, confirmed first and recorded.
 
 mod actions;
@@ -11,6 +11,7 @@ pub mod auth;
 mod layout;
 mod login;
 mod orders;
+mod overview;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -49,10 +50,7 @@ impl Console {
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/console",
-            get(|| async { Redirect::to("/console/orders") }),
-        )
+        .route("/console", get(overview::page))
         .route("/console/login", get(login::form).post(login::submit))
         .route("/console/logout", post(login::logout))
         .route("/console/orders", get(orders::list))

@@ -21,7 +21,7 @@ use crate::report::Report;
 /// Orders per page.
 const PAGE: i64 = 50;
 
-const BEIJING: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
+pub(super) const BEIJING: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
     Ok(offset) => offset,
     Err(_) => panic!("a valid offset"),
 };
