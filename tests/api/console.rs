@@ -19,6 +19,7 @@ on_both_databases!(
     viewers_and_forged_forms_change_nothing,
     an_operator_asks_alipay_now_and_closes_a_pending_order,
     the_overview_counts_orders_and_messages_and_points_at_what_needs_a_look,
+    the_csv_holds_every_filtered_order_with_a_bom_and_inert_formulas,
 );
 
 const OPERATOR_TOKEN: &str = "console-operator-token-0123";
@@ -449,5 +450,70 @@ async fn the_overview_counts_orders_and_messages_and_points_at_what_needs_a_look
     assert!(
         page.contains("applied 1") && page.contains("anomaly 1"),
         "{page}"
+    );
+}
+
+async fn the_csv_holds_every_filtered_order_with_a_bom_and_inert_formulas(db: Db) {
+    let app = spawn_with(db, with_console).await;
+    // More than one batch of the export (1,000).
+    for n in 0..1003 {
+        app.pending_order(&format!("X{n:04}"), "1.00").await;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let hostile = alipay_notify::orders::NewOrder {
+        out_trade_no: "X9999".into(),
+        subject: "=HYPERLINK(\"http://evil\",\"乌龙茶, 250 g\")".into(),
+        body: None,
+        total_amount: "7.00".parse().unwrap(),
+        product: alipay_notify::alipay::product::Product::Page,
+        created_at: now,
+        expires_at: now + time::Duration::minutes(30),
+    };
+    app.store.create_order(&hostile).await.unwrap();
+    let cookie = app.log_in(VIEWER_TOKEN).await.unwrap();
+
+    let response = app
+        .client
+        .get(app.url("/console/orders.csv?status=pending"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let disposition = response.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"orders-"),
+        "{disposition}"
+    );
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.starts_with("\u{feff}".as_bytes()));
+    let mut reader = csv::Reader::from_reader(&bytes[3..]);
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(&header[0], "out_trade_no");
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 1004);
+    assert_eq!(&records[0][0], "X9999");
+    assert_eq!(
+        &records[0][2],
+        "'=HYPERLINK(\"http://evil\",\"乌龙茶, 250 g\")"
+    );
+    assert_eq!(&records[0][3], "7.00");
+    let mut numbers: Vec<&str> = records.iter().map(|r| r.get(0).unwrap()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 1004, "no order twice");
+
+    let (_, paid_only) = app
+        .console_get("/console/orders.csv?status=paid", &cookie)
+        .await;
+    assert_eq!(
+        paid_only.trim_start_matches('\u{feff}').lines().count(),
+        1,
+        "{paid_only}"
     );
 }

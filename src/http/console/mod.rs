@@ -3,11 +3,12 @@
 //!
 //! - [`auth`]: operators, sessions, CSRF tokens, the login brake.
 //! - `layout`: the frame, stylesheet and policy of every page.
-//! - `overview`: the first page; `login`: logging in and out; `orders`: the order list and an order's page; `actions`:
+//! - `overview`: the first page; `export`: the order list as CSV; `login`: logging in and out; `orders`: the order list and an order's page; `actions`:
 //!   what operators do to an order, confirmed first and recorded.
 
 mod actions;
 pub mod auth;
+mod export;
 mod layout;
 mod login;
 mod orders;
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/login", get(login::form).post(login::submit))
         .route("/console/logout", post(login::logout))
         .route("/console/orders", get(orders::list))
+        .route("/console/orders.csv", get(export::csv))
         .route("/console/orders/{out_trade_no}", get(orders::detail))
         .route(
             "/console/orders/{out_trade_no}/reconcile",

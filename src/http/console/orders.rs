@@ -53,7 +53,7 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// The filter asked for, or what is wrong with it (said on the page, nothing listed).
-    fn filter(&self) -> Result<(OrderFilter, Option<Cursor>), String> {
+    pub(super) fn filter(&self) -> Result<(OrderFilter, Option<Cursor>), String> {
         fn given(text: &str) -> Option<&str> {
             Some(text.trim()).filter(|t| !t.is_empty())
         }
@@ -103,6 +103,17 @@ impl ListQuery {
 
     /// This query string with another page cursor.
     fn with_after(&self, cursor: &Cursor) -> String {
+        let mut query = self.without_after();
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str("after=");
+        query.push_str(&cursor.encode());
+        query
+    }
+
+    /// The filters alone, as a query string.
+    fn without_after(&self) -> String {
         let pairs = [
             ("status", self.status.as_str()),
             ("product", &self.product),
@@ -116,7 +127,6 @@ impl ListQuery {
         for (key, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
             query.append_pair(key, value);
         }
-        query.append_pair("after", &cursor.encode());
         query.finish()
     }
 }
@@ -181,6 +191,7 @@ fn filters(query: &ListQuery) -> Markup {
             label { "≤" input name="max" value=(query.max) size="7" inputmode="decimal"; }
             button type="submit" { "Filter" }
             a href="/console/orders" { "Clear" }
+            a href={ "/console/orders.csv?" (query.without_after()) } id="csv" download { "Download CSV" }
         }
     }
 }
