@@ -3,6 +3,8 @@
 //! - [`model`]: orders, refunds and the events that move them; [`input`] checks what callers ask.
 //! - [`state`]: the transition one event makes; `plan`: what a batch of events writes (pure).
 //! - [`repository`]: the `OrderStore` trait, its errors and shared types, and `connect`.
+//! - [`timeline`]: the story of one order (messages, refunds, webhooks) for the CLI and the
+//!   console; `recorded`: what a message in the audit log said, read back from its bytes.
 //! - [`events`]: what happened to an order, written in the same transaction (the outbox);
 //!   [`outbox`]: the feed and webhook deliveries read back, the `EventStore` trait.
 //! - `postgres`, `sqlite`: each backend's own SQL next to its binds; `shared`: the statements
@@ -15,11 +17,13 @@ pub(crate) mod model;
 pub mod outbox;
 mod plan;
 mod postgres;
+mod recorded;
 pub(crate) mod repository;
 mod rows;
 mod shared;
 mod sqlite;
 pub(crate) mod state;
+pub mod timeline;
 
 pub use model::{
     AnomalyReason, NewOrder, NewRefund, Order, OrderDocument, OrderStatus, Outcome, PaymentEvent,
@@ -30,3 +34,4 @@ pub use repository::{
     connect, connect_existing, AuditEntry, Created, OrderStore, RefundRefused, RefundStart,
     StoreError,
 };
+pub use timeline::{OrderHistory, Timeline, TimelineEntry};
