@@ -98,11 +98,14 @@ impl DemoArgs {
         println!("  shop webhooks:     {}", shop.webhook_url());
         println!("  database:          {}", settings.database.url);
         println!("  API token:         {api_token}");
-        let orders = format!(
-            "DATABASE_URL={} alipay-notify orders list",
+        // `cargo run --bin alipay-demo` builds the demo only, so the hint builds the CLI too;
+        // `--bin` because the workspace has several binaries. Run from where the demo was.
+        let cli = format!(
+            "DATABASE_URL={} cargo run --release --bin alipay-notify --",
             settings.database.url
         );
-        println!("  orders:            {orders}");
+        println!("  orders:            {cli} orders list");
+        println!("  one order's story: {cli} orders show <out_trade_no>");
         println!("Ctrl-C stops both.");
         app.run_until(shutdown_signal()).await?;
         sim.shutdown().await;

@@ -121,6 +121,10 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// What the audit log keeps as the message of [`PaymentEvent::never_paid`]: Alipay's answer
+/// was an error code, not a trade.
+pub(crate) const NO_TRADE: &[u8] = b"ACQ.TRADE_NOT_EXIST";
+
 /// A verified statement from Alipay about one trade.
 #[derive(Debug, Clone)]
 pub struct PaymentEvent {
@@ -162,6 +166,12 @@ impl PaymentEvent {
             raw: raw.to_vec(),
             received_at,
         }
+    }
+
+    /// Whether the event reports a refund (it carries the cumulative `refund_fee`): the state
+    /// machine applies it as one, and the timeline tells it as one.
+    pub fn reports_refund(&self) -> bool {
+        self.refund_fee.is_some()
     }
 
     /// The answer of `alipay.trade.query` about `order` (checked by the caller to be about it),
@@ -206,7 +216,7 @@ impl PaymentEvent {
             paid_at: None,
             refund_fee: None,
             out_request_no: None,
-            raw: b"ACQ.TRADE_NOT_EXIST".to_vec(),
+            raw: NO_TRADE.to_vec(),
             received_at: OffsetDateTime::now_utc(),
         }
     }
@@ -319,8 +329,9 @@ impl AnomalyReason {
         Self::ALL.into_iter().find(|r| r.as_str() == text)
     }
 
-    /// The reason in words, for people.
-    pub fn describe(self) -> &'static str {
+    /// The reason in plain words, for the people who must look (the CLI's and the console's
+    /// timelines): what disagrees, not the stored name.
+    pub fn explain(self) -> &'static str {
         match self {
             Self::IncompleteNotification => {
                 "the message lacks a field Alipay always sends, or has one we cannot read"
@@ -347,6 +358,8 @@ impl std::fmt::Display for AnomalyReason {
 /// One row of the audit log: a verified message as received, with its verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
+    /// The row's id: how a reader names the message (to show its raw bytes later).
+    pub id: i64,
     pub source: Source,
     pub notify_id: Option<String>,
     pub out_trade_no: Option<String>,
@@ -356,6 +369,10 @@ pub struct AuditRecord {
     pub reason: Option<AnomalyReason>,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// The message exactly as received (form bytes in their charset, or a response's JSON);
+    /// left out of JSON, where it would be unreadable.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
 }
 
 /// The result of applying an event: its verdict, why, and the order as it now stands.
@@ -482,5 +499,55 @@ mod tests {
         }
         assert_eq!(Verdict::parse("Applied"), None);
         assert_eq!(AnomalyReason::parse("anomaly"), None);
+    }
+
+    /// Every reason is explained in words of its own: ops reading a timeline learn what
+    /// disagreed, not a stored name.
+    #[test]
+    fn every_anomaly_reason_is_explained_in_plain_words() {
+        let explained: Vec<(AnomalyReason, &str)> = AnomalyReason::ALL
+            .iter()
+            .map(|r| (*r, r.explain()))
+            .collect();
+        assert_eq!(
+            explained,
+            [
+                (
+                    AnomalyReason::IncompleteNotification,
+                    "the message lacks a field Alipay always sends, or has one we cannot read"
+                ),
+                (
+                    AnomalyReason::AppIdMismatch,
+                    "the message is for another Alipay app than ours"
+                ),
+                (
+                    AnomalyReason::SellerIdMismatch,
+                    "the message is for another seller account than ours"
+                ),
+                (
+                    AnomalyReason::UnknownOrder,
+                    "no order with this out_trade_no was ever created here"
+                ),
+                (
+                    AnomalyReason::AmountMismatch,
+                    "Alipay's amount differs from the order's amount"
+                ),
+                (
+                    AnomalyReason::TradeNoMismatch,
+                    "Alipay names another trade than the one recorded for the order"
+                ),
+                (
+                    AnomalyReason::RefundExceedsTotal,
+                    "the refunded amount reported exceeds the order's total"
+                ),
+                (
+                    AnomalyReason::PaidAfterClose,
+                    "Alipay reports a payment for an order we had closed"
+                ),
+            ]
+        );
+        let distinct: std::collections::HashSet<&str> =
+            explained.iter().map(|(_, text)| *text).collect();
+        assert_eq!(distinct.len(), AnomalyReason::ALL.len());
     }
 }

@@ -350,6 +350,10 @@ impl EventStore for PgStore {
         Self::event_detail(&self.pool, id).await
     }
 
+    async fn order_events(&self, out_trade_no: &str) -> Result<Vec<EventDetail>, StoreError> {
+        Self::events_of_order(&self.pool, out_trade_no).await
+    }
+
     async fn claim_deliveries(
         &self,
         endpoint: &str,

@@ -100,6 +100,7 @@ impl TryFrom<RefundRow> for Refund {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AuditRow {
+    id: i64,
     source: String,
     notify_id: Option<String>,
     out_trade_no: Option<String>,
@@ -107,6 +108,7 @@ pub(super) struct AuditRow {
     verdict: String,
     reason: Option<String>,
     received_at: OffsetDateTime,
+    raw_body: Vec<u8>,
 }
 
 impl TryFrom<AuditRow> for AuditRecord {
@@ -124,10 +126,12 @@ impl TryFrom<AuditRow> for AuditRecord {
                 .as_deref()
                 .map(|r| AnomalyReason::parse(r).ok_or_else(|| corrupt("reason", r)))
                 .transpose()?,
+            id: row.id,
             notify_id: row.notify_id,
             out_trade_no: row.out_trade_no,
             trade_status: row.trade_status,
             received_at: row.received_at,
+            raw: row.raw_body,
         })
     }
 }

@@ -284,8 +284,8 @@ macro_rules! shared_statements {
                 out_trade_no: &str,
             ) -> Result<Vec<AuditRecord>, StoreError> {
                 let rows: Vec<AuditRow> = sqlx::query_as(
-                    "select source, notify_id, out_trade_no, trade_status, verdict, reason, \
-                     received_at from notification where out_trade_no = $1 order by id",
+                    "select id, source, notify_id, out_trade_no, trade_status, verdict, reason, \
+                     received_at, raw_body from notification where out_trade_no = $1 order by id",
                 )
                 .bind(out_trade_no)
                 .fetch_all(pool)

@@ -349,6 +349,10 @@ impl EventStore for SqliteStore {
         Self::event_detail(&self.readers, id).await
     }
 
+    async fn order_events(&self, out_trade_no: &str) -> Result<Vec<EventDetail>, StoreError> {
+        Self::events_of_order(&self.readers, out_trade_no).await
+    }
+
     async fn claim_deliveries(
         &self,
         endpoint: &str,

@@ -99,7 +99,7 @@ pub(crate) fn decide(order: &Order, event: &PaymentEvent) -> Decision {
         (Paid | Refunded, TradeSuccess | TradeFinished) => Decision::Unchanged(Verdict::Duplicate),
         (Closed, TradeSuccess | TradeFinished) => Decision::Anomaly(AnomalyReason::PaidAfterClose),
         // A trade closed after payment was fully refunded, even if its payment notice is late.
-        (Pending, TradeClosed) if event.refund_fee.is_some() || event.paid_at.is_some() => {
+        (Pending, TradeClosed) if event.reports_refund() || event.paid_at.is_some() => {
             change(Refunded, true, true, Some(total))
         }
         (Pending, TradeClosed) => change(Closed, false, true, None),

@@ -3,7 +3,16 @@
 
 use std::process::Command;
 
+use alipay_notify::orders::NewOrder;
+use unicode_width::UnicodeWidthStr;
+
 use crate::helpers::*;
+use crate::on_both_databases;
+
+on_both_databases!(
+    orders_show_tells_the_story_of_a_partly_refunded_order,
+    orders_list_columns_line_up_with_long_and_wide_subjects,
+);
 
 fn cli(database_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_alipay-notify"));
@@ -38,7 +47,10 @@ async fn orders_show_and_list_print_state_from_the_database() {
 
     let show = String::from_utf8(show.stdout).unwrap();
     assert!(show.contains("status:              paid"), "{show}");
-    assert!(show.contains("TRADE_SUCCESS   applied"), "{show}");
+    assert!(
+        show.contains("  paid  ") && show.contains("#1  Payment of 10.00 applied (notification)"),
+        "{show}"
+    );
     let list = String::from_utf8(list.stdout).unwrap();
     assert!(list.contains("T4002") && !list.contains("T4001"), "{list}");
     assert_eq!(missing.status.code(), Some(2));
@@ -226,5 +238,198 @@ fn migrate_applies_migrations() {
     assert_eq!(
         String::from_utf8(output.stdout).unwrap().trim(),
         "migrations applied"
+    );
+}
+
+/// Runs the CLI; its exit code and standard output.
+fn run_cli(database_url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let output = cli(database_url).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.is_empty(), "{args:?} wrote to stderr: {stderr}");
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+/// Where `needle` starts on screen in `line` (a CJK character takes two cells).
+fn column_of(line: &str, needle: &str) -> usize {
+    let at = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
+    line[..at].width()
+}
+
+/// The lines of one section of `orders show` (after its `name:` line, up to a blank line).
+fn section<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|line| *line != name)
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .collect()
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`, nothing finer.
+fn is_time_to_the_second(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.len() == 23
+        && text.ends_with(" UTC")
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 | 19 => *b == b' ',
+            13 | 16 => *b == b':',
+            20.. => true,
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// Paid, a duplicate of the payment, a refund of 2.00 (Alipay's notification of it), and a
+/// notification with the wrong amount: `orders show` says what each did, in time order, in
+/// columns; `--json` carries the same timeline.
+async fn orders_show_tells_the_story_of_a_partly_refunded_order(db: Db) {
+    let app = spawn_app(db).await;
+    app.pending_order("T4201", "10.00").await;
+    let paid = trade_success("T4201", "10.00");
+    app.notify(genuine(&paid)).await;
+    app.notify(genuine(&paid)).await;
+    let refund = [
+        ("notify_id", "2026112800222231099T4201"),
+        ("refund_fee", "2.00"),
+        ("gmt_refund", "2026-11-28 23:20:00"),
+        ("out_biz_no", "RF_4201"),
+    ]
+    .into_iter()
+    .fold(paid.clone(), |params, (k, v)| with(params, k, v));
+    app.notify(genuine(&refund)).await;
+    let wrong_amount = with(paid, "total_amount", "9.00");
+    app.notify(genuine(&with(wrong_amount, "notify_id", "n-9")))
+        .await;
+
+    let (code, show) = run_cli(&app.database_url, &["orders", "show", "T4201"]);
+    let (json_code, json) = run_cli(&app.database_url, &["orders", "show", "T4201", "--json"]);
+
+    assert_eq!((code, json_code), (Some(0), Some(0)));
+    assert!(show.contains("refunded_amount:     2.00\n"), "{show}");
+    let refunds = section(&show, "refunds:");
+    assert_eq!(refunds.len(), 2, "{show}");
+    assert!(refunds[1].starts_with("  RF_4201"), "{show}");
+    assert!(refunds[1].contains("  2.00  succeeded  "), "{show}");
+    let timeline = section(&show, "timeline:");
+    let told: Vec<&str> = timeline
+        .iter()
+        .filter(|line| !line.contains("webhook_"))
+        .map(|line| line.rsplit("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        told,
+        [
+            "Order created for 10.00",
+            "Payment of 10.00 applied (notification)",
+            "Duplicate notification (TRADE_SUCCESS), nothing changed",
+            "Refund of 2.00 applied (notification)",
+            "Refund RF_4201 of 2.00 recorded as Alipay reported it (not requested through this \
+             service)",
+            "Anomaly: amount 9.00 differs from the order's 10.00 — order untouched (notification)",
+        ],
+        "{show}"
+    );
+    let webhook_events = timeline
+        .iter()
+        .filter(|l| l.contains("webhook_event"))
+        .count();
+    assert_eq!(
+        webhook_events, 3,
+        "order.paid, refund.succeeded, order.anomaly:\n{show}"
+    );
+    for line in &timeline {
+        assert!(is_time_to_the_second(&line[2..25]), "{line}");
+        let kind = line[25..].trim_start();
+        assert_eq!(column_of(line, kind), 27, "the kind column: {show}");
+    }
+    let sentence_columns: std::collections::HashSet<usize> = timeline
+        .iter()
+        .map(|line| column_of(line, line.rsplit("  ").next().unwrap()))
+        .collect();
+    assert_eq!(sentence_columns.len(), 1, "the sentence column: {show}");
+
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["order"]["refunded_amount"], "2.00");
+    assert_eq!(json["notifications"].as_array().unwrap().len(), 4);
+    assert_eq!(json["refunds"][0]["out_request_no"], "RF_4201");
+    let entries = json["timeline"].as_array().unwrap();
+    assert_eq!(entries.len(), timeline.len());
+    let refund = entries.iter().find(|e| e["kind"] == "refunded").unwrap();
+    assert_eq!(refund["amount"], "2.00");
+    assert_eq!(refund["message"]["kind"], "refund_notification");
+    assert_eq!(refund["text"], "Refund of 2.00 applied (notification)");
+    let anomaly = entries.iter().find(|e| e["kind"] == "anomaly").unwrap();
+    assert_eq!(anomaly["reason"], "amount_mismatch");
+    assert_eq!(anomaly["message"]["id"], json["notifications"][3]["id"]);
+}
+
+/// Columns start at the same place on screen in every row, whatever the subject: long ones are
+/// clipped, Chinese ones take two cells a character.
+async fn orders_list_columns_line_up_with_long_and_wide_subjects(db: Db) {
+    let app = spawn_app(db).await;
+    let now = time::OffsetDateTime::now_utc();
+    for (no, subject, amount) in [
+        ("T4301", "Oolong tea", "10.00"),
+        (
+            "T4302_WITH_A_LONGER_NUMBER",
+            "乌龙茶 (Tieguanyin), 500 g, 礼盒装, from Anxi, Fujian",
+            "1234.56",
+        ),
+        ("T4303", "龙井", "0.50"),
+    ] {
+        let order = NewOrder {
+            out_trade_no: no.into(),
+            subject: subject.into(),
+            body: None,
+            total_amount: amount.parse().unwrap(),
+            product: alipay_notify::alipay::product::Product::Page,
+            created_at: now,
+            expires_at: now + time::Duration::minutes(30),
+        };
+        app.store.create_order(&order).await.unwrap();
+    }
+
+    let (code, list) = run_cli(&app.database_url, &["orders", "list"]);
+
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 4, "{list}");
+    assert!(lines[0].starts_with("out_trade_no"), "{list}");
+    let starts = |needle: fn(&str) -> String| -> std::collections::HashSet<usize> {
+        lines[1..]
+            .iter()
+            .map(|l| column_of(l, &needle(l)))
+            .collect()
+    };
+    // Amounts are right-aligned: their ends line up; the status and time columns start alike.
+    let ends: std::collections::HashSet<usize> = lines
+        .iter()
+        .map(|l| {
+            let amount = l.split_whitespace().nth(2).unwrap();
+            column_of(l, &format!(" {amount} ")) + amount.width() + 1
+        })
+        .collect();
+    assert_eq!(ends.len(), 1, "amounts:\n{list}");
+    assert_eq!(starts(|_| "pending".into()).len(), 1, "status:\n{list}");
+    let time_at = |l: &str| l[l.len() - 23..].to_owned();
+    assert_eq!(starts(time_at).len(), 1, "created_at:\n{list}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| is_time_to_the_second(&time_at(l))),
+        "{list}"
+    );
+    assert_eq!(
+        column_of(lines[0], "created_at"),
+        column_of(lines[1], &time_at(lines[1])),
+        "{list}"
+    );
+    assert!(
+        list.contains("乌龙茶 (Tieguanyin), 500 g, 礼…"),
+        "clipped:\n{list}"
     );
 }

@@ -29,6 +29,7 @@ on_both_databases!(
     an_endpoint_that_was_down_gets_the_event_once_it_is_up,
     an_orders_events_arrive_in_order_and_a_slow_endpoint_delays_no_other,
     redeliver_sends_an_event_again,
+    an_orders_events_are_read_back_with_their_deliveries_and_attempts,
 );
 
 /// What the receiver does with a request.
@@ -436,4 +437,34 @@ fn signatures_match_the_standard_webhooks_reference() {
             "a receiver with the wrong secret must reject it"
         );
     }
+}
+
+/// `order_events` (the webhook side of an order's timeline): the order's own events only, each
+/// with its delivery and every attempt in order.
+async fn an_orders_events_are_read_back_with_their_deliveries_and_attempts(db: Db) {
+    let receiver = Receiver::new(&[Answer::Status(500)]);
+    let url = receiver.start().await;
+    let app = spawn_with(db, |s| endpoint(s, &url, &receiver)).await;
+    app.pay("W9").await;
+    receiver.wait_for(2).await;
+    app.pay("W10").await;
+    receiver.wait_for(3).await;
+    for no in ["W9", "W10"] {
+        for detail in app.store.order_events(no).await.unwrap() {
+            app.settled_event(&detail.event.id).await;
+        }
+    }
+
+    let events = app.store.order_events("W9").await.unwrap();
+    let none = app.store.order_events("W404").await.unwrap();
+
+    assert_eq!(events.len(), 1);
+    let paid = &events[0];
+    assert_eq!(paid.event.event_type, "order.paid");
+    assert_eq!(paid.event.out_trade_no.as_deref(), Some("W9"));
+    assert_eq!(paid.deliveries.len(), 1);
+    assert_eq!(paid.deliveries[0].status.as_str(), "delivered");
+    let codes: Vec<Option<i64>> = paid.attempts.iter().map(|a| a.status_code).collect();
+    assert_eq!(codes, [Some(500), Some(200)]);
+    assert!(none.is_empty());
 }
