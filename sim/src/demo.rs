@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::shop::Shop;
 use crate::{keystore, pki, RegisteredApp, SimConfig, Simulator};
 use alipay_notify::alipay::keys::{PrivateKey, PublicKey};
-use alipay_notify::config::{DatabaseUrl, Settings};
+use alipay_notify::config::{DatabaseUrl, OperatorSettings, Role, Settings};
 use alipay_notify::startup::{shutdown_signal, Application};
 
 const DEMO_APP_ID: &str = "2021000000000000";
@@ -34,6 +34,10 @@ pub struct DemoArgs {
     /// Alipay's public key.
     #[arg(long, env = "DEMO_CERT_MODE")]
     cert_mode: bool,
+    /// Also let a console viewer (reads everything, acts on nothing) in with this token (16
+    /// characters or more), to try the viewer role.
+    #[arg(long, env = "DEMO_CONSOLE_VIEWER_TOKEN")]
+    console_viewer_token: Option<String>,
 }
 
 impl DemoArgs {
@@ -62,6 +66,7 @@ impl DemoArgs {
             )
         })?;
         let api_token = random_token();
+        let console_token = random_token();
         let shop = Shop::start()
             .await
             .context("cannot start the demo shop's back end")?;
@@ -71,6 +76,14 @@ impl DemoArgs {
             &sim.gateway_url(),
             &api_token,
         );
+        settings.console.token = Some(SecretString::from(console_token.clone()));
+        if let Some(token) = &self.console_viewer_token {
+            settings.console.operators.push(OperatorSettings {
+                name: "viewer".into(),
+                token: SecretString::from(token.clone()),
+                role: Role::Viewer,
+            });
+        }
         settings.webhooks.url = Some(shop.webhook_url());
         settings.webhooks.secret = Some(SecretString::from(shop.secret.clone()));
         if self.cert_mode {
@@ -98,6 +111,10 @@ impl DemoArgs {
         println!("  shop webhooks:     {}", shop.webhook_url());
         println!("  database:          {}", settings.database.url);
         println!("  API token:         {api_token}");
+        println!(
+            "  console:           http://{}/console   token: {console_token}",
+            self.listen
+        );
         // `cargo run --bin alipay-demo` builds the demo only, so the hint builds the CLI too;
         // `--bin` because the workspace has several binaries. Run from where the demo was.
         let cli = format!(

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 
 use crate::helpers::*;
 use crate::on_both_databases;
+use crate::webhooks::{endpoint, Answer, Receiver};
 
 on_both_databases!(
     the_order_list_filters_searches_and_pages_newest_first,
@@ -20,6 +21,8 @@ on_both_databases!(
     an_operator_asks_alipay_now_and_closes_a_pending_order,
     the_overview_counts_orders_and_messages_and_points_at_what_needs_a_look,
     the_csv_holds_every_filtered_order_with_a_bom_and_inert_formulas,
+    an_orders_timeline_links_each_message_as_received_in_its_charset,
+    an_operator_redelivers_the_latest_webhook_event,
 );
 
 const OPERATOR_TOKEN: &str = "console-operator-token-0123";
@@ -257,6 +260,25 @@ async fn an_orders_page_shows_its_fields_refunds_and_messages_escaped(db: Db) {
     assert!(!list.contains("<script>alert"), "{list}");
     let (status, _) = app.console_get("/console/orders/nope", &cookie).await;
     assert_eq!(status, 404);
+
+    // A 10 KB subject is shown whole, in a cell that wraps it.
+    let long = "茶".repeat(3400);
+    let new = alipay_notify::orders::NewOrder {
+        out_trade_no: "H2".into(),
+        subject: long.clone(),
+        body: None,
+        total_amount: "1.00".parse().unwrap(),
+        product: alipay_notify::alipay::product::Product::Page,
+        created_at: now,
+        expires_at: now + time::Duration::minutes(30),
+    };
+    app.store.create_order(&new).await.unwrap();
+    let (status, page) = app.console_get("/console/orders/H2", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(long.len() > 10_000 && page.contains(&long));
+    // The right-to-left override is shown as sent: a table cell is its own bidi paragraph, so it
+    // reorders nothing outside the subject.
+    assert!(list.contains('\u{202e}'));
 }
 
 impl TestApp {
@@ -516,4 +538,106 @@ async fn the_csv_holds_every_filtered_order_with_a_bom_and_inert_formulas(db: Db
         1,
         "{paid_only}"
     );
+}
+
+async fn an_orders_timeline_links_each_message_as_received_in_its_charset(db: Db) {
+    let app = spawn_with(db, with_console).await;
+    app.pending_order("M1", "66.00").await;
+    // A genuine GBK notification, as Alipay sends for a GBK app.
+    let params: Vec<(String, Vec<u8>)> = with(trade_success("M1", "66.00"), "charset", "GBK")
+        .into_iter()
+        .map(|(k, v)| {
+            let value = if k == "subject" {
+                "乌龙茶 <b>250克</b>".to_owned()
+            } else {
+                v
+            };
+            let (bytes, _, _) = encoding_rs::GBK.encode(&value);
+            (k, bytes.into_owned())
+        })
+        .collect();
+    let body = signed_body_bytes(&params, &keys().alipay);
+    assert_eq!(app.notify(body.clone()).await, (200, "success".into()));
+    assert_eq!(app.notify(body.clone()).await, (200, "success".into()));
+    let cookie = app.log_in(VIEWER_TOKEN).await.unwrap();
+
+    let (_, page) = app.console_get("/console/orders/M1", &cookie).await;
+
+    let timeline = page.split(r#"id="timeline""#).nth(1).unwrap();
+    let created = timeline.find("Order created for 66.00").expect("created");
+    let paid = timeline.find(r#"class="entry paid""#).expect("paid");
+    let duplicate = timeline
+        .find(r#"class="entry duplicate""#)
+        .expect("duplicate");
+    assert!(created < paid && paid < duplicate, "{timeline}");
+    let link = timeline
+        .split(r#"<a href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(link.starts_with("/console/orders/M1/messages/"), "{link}");
+
+    let (status, message) = app.console_get(&link, &cookie).await;
+    assert_eq!(status, 200);
+    assert!(message.contains("decoded from GBK"), "{message}");
+    assert!(
+        message.contains("乌龙茶 &lt;b&gt;250克&lt;/b&gt;"),
+        "{message}"
+    );
+    let response = app
+        .client
+        .get(app.url(&format!("{link}/raw")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        body.as_slice(),
+        "byte for byte"
+    );
+    // Another order's message is not shown under this one.
+    let (status, _) = app
+        .console_get(&link.replace("/M1/", "/M2/"), &cookie)
+        .await;
+    assert_eq!(status, 404);
+}
+
+async fn an_operator_redelivers_the_latest_webhook_event(db: Db) {
+    let hooks = Receiver::always(Answer::Status(200));
+    let url = hooks.start().await;
+    let flow = spawn_paying(db, Faults::default(), |s| {
+        with_console(s);
+        endpoint(s, &url, &hooks);
+    })
+    .await;
+    flow.paid_order("W1", "5.00").await;
+    let app = &flow.app;
+    let before = hooks.wait_for(1).await.len();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = hooks.received().len().max(before);
+    let cookie = app.log_in(OPERATOR_TOKEN).await.unwrap();
+    let (_, page) = app.console_get("/console/orders/W1", &cookie).await;
+    assert!(page.contains(r#"id="redeliver""#), "{page}");
+    let csrf = page_csrf(&page);
+
+    let confirmed = [("csrf", csrf.as_str()), ("confirmed", "true")];
+    let (status, _) = app
+        .console_post("/console/orders/W1/redeliver", &cookie, &confirmed)
+        .await;
+
+    assert_eq!(status, 303);
+    let received = hooks.wait_for(before + 1).await;
+    let again = &received.last().unwrap().id;
+    assert!(
+        received[..before].iter().any(|r| &r.id == again),
+        "the same event again"
+    );
+    let trail = app.store.actions("W1").await.unwrap();
+    assert!(trail[0].outcome.contains(again.as_str()), "{:?}", trail[0]);
 }

@@ -34,22 +34,22 @@ on_both_databases!(
 
 /// What the receiver does with a request.
 #[derive(Debug, Clone, Copy)]
-enum Answer {
+pub(crate) enum Answer {
     Status(u16),
     Redirect,
     Hang,
 }
 
 #[derive(Debug, Clone)]
-struct Received {
-    id: String,
+pub(crate) struct Received {
+    pub(crate) id: String,
     body: String,
     verified: bool,
     at: Instant,
 }
 
 #[derive(Clone)]
-struct Receiver {
+pub(crate) struct Receiver {
     secret: String,
     script: Arc<Mutex<VecDeque<Answer>>>,
     /// When the script is used up.
@@ -69,7 +69,7 @@ impl Receiver {
         }
     }
 
-    fn always(answer: Answer) -> Self {
+    pub(crate) fn always(answer: Answer) -> Self {
         Self {
             then: answer,
             ..Self::new(&[])
@@ -88,15 +88,15 @@ impl Receiver {
         url
     }
 
-    async fn start(&self) -> String {
+    pub(crate) async fn start(&self) -> String {
         self.start_on("127.0.0.1:0".parse().unwrap()).await
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.received().len() < count && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -146,7 +146,7 @@ fn quick_retries(settings: &mut Settings) {
         .to_vec();
 }
 
-fn endpoint(settings: &mut Settings, url: &str, receiver: &Receiver) {
+pub(crate) fn endpoint(settings: &mut Settings, url: &str, receiver: &Receiver) {
     settings.webhooks.url = Some(url.to_owned());
     settings.webhooks.secret = Some(SecretString::from(receiver.secret.clone()));
     quick_retries(settings);

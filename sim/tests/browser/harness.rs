@@ -151,6 +151,11 @@ impl Browser {
         self.wait_for(css).await.click().await.unwrap();
     }
 
+    /// Types `text` into the field at `css`.
+    pub async fn fill(&self, css: &str, text: &str) {
+        self.wait_for(css).await.send_keys(text).await.unwrap();
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.wait_for(css).await.text().await.unwrap()
     }

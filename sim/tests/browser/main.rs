@@ -221,3 +221,125 @@ async fn the_demo_in_certificate_mode_takes_a_payment_and_a_refund() {
     assert_eq!(order.status, OrderStatus::Paid, "{order:?}");
     assert_eq!(order.refunded_fen, 800);
 }
+
+/// The console's token as the demo printed it.
+fn console_token(demo: &Demo) -> String {
+    let output = demo.output();
+    output
+        .lines()
+        .find_map(|line| {
+            line.split_once("token: ")
+                .filter(|_| line.contains("console:"))
+        })
+        .map(|(_, token)| token.trim().to_owned())
+        .unwrap_or_else(|| panic!("the demo prints its console token:\n{output}"))
+}
+
+async fn log_in(browser: &Browser, demo: &Demo, token: &str) {
+    browser.goto(&format!("http://{}/console", demo.addr)).await;
+    browser.fill(r#"input[name="token"]"#, token).await;
+    browser.click(r#"button[type="submit"]"#).await;
+    browser.wait_for("#anomalies-waiting").await;
+}
+
+/// Pays for a tea in the demo's shop; the order's number.
+async fn buy(browser: &Browser, demo: &Demo) -> String {
+    browser.goto(&format!("http://{}/", demo.addr)).await;
+    browser.click("#pay").await;
+    browser.wait_for(r#"h1#cashier[data-product="page"]"#).await;
+    browser.click("#pay").await;
+    browser.wait_for(PAID).await;
+    browser.text("#out_trade_no").await
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "needs Debian's chromium and chromium-driver"
+)]
+async fn an_operator_finds_an_order_by_trade_no_and_refunds_part_of_it() {
+    let viewer_token = "viewer-token-0123456789";
+    let demo = Demo::start_with(&["--console-viewer-token", viewer_token]).await;
+    let browser = Browser::start().await;
+    let out_trade_no = buy(&browser, &demo).await;
+    let trade_no = stored_order(&demo, &out_trade_no)
+        .await
+        .trade_no
+        .expect("paid, so Alipay's trade_no is known");
+
+    log_in(&browser, &demo, &console_token(&demo)).await;
+    save_screenshot(
+        "console-overview.png",
+        &browser.client.screenshot().await.unwrap(),
+    );
+    browser.click(r#"header a[href="/console/orders"]"#).await;
+    browser.fill(r#"input[name="q"]"#, &trade_no).await;
+    browser.click("form.filters button").await;
+    browser
+        .wait_for(&format!(r#"td a[href="/console/orders/{out_trade_no}"]"#))
+        .await;
+    save_screenshot(
+        "console-orders.png",
+        &browser.client.screenshot().await.unwrap(),
+    );
+    browser
+        .click(&format!(r#"td a[href="/console/orders/{out_trade_no}"]"#))
+        .await;
+    assert!(
+        browser.text("#timeline").await.contains("Payment of 88.00"),
+        "{}",
+        browser.text("#timeline").await
+    );
+
+    browser.fill(r#"input[name="amount"]"#, "8.00").await;
+    browser
+        .fill(r#"input[name="reason"]"#, "lid was cracked")
+        .await;
+    browser.click("#refund").await;
+    browser.click("#confirm").await;
+    let refunds = browser.wait_for("#refunds table").await;
+    let refunds = refunds.text().await.unwrap();
+    assert!(
+        refunds.contains("8.00") && refunds.contains("succeeded"),
+        "{refunds}"
+    );
+    assert_eq!(browser.text("#refunded").await, "8.00");
+    assert!(browser
+        .text("#actions")
+        .await
+        .contains("refund 8.00 (lid was cracked)"));
+    // The action came back to its trail (#actions); the picture shows the page from the top.
+    let detail = format!("http://{}/console/orders/{out_trade_no}", demo.addr);
+    browser.goto(&detail).await;
+    browser.wait_for("#timeline").await;
+    save_screenshot(
+        "console-order.png",
+        &browser.client.screenshot().await.unwrap(),
+    );
+    browser.close().await;
+
+    // A viewer sees the same page without a way to act.
+    let viewer = Browser::start_phone().await;
+    log_in(&viewer, &demo, viewer_token).await;
+    assert_fits(&viewer).await;
+    viewer
+        .goto(&format!(
+            "http://{}/console/orders/{out_trade_no}",
+            demo.addr
+        ))
+        .await;
+    viewer.wait_for("#timeline").await;
+    assert_fits(&viewer).await;
+    assert!(viewer
+        .client
+        .find(fantoccini::Locator::Css("#refund"))
+        .await
+        .is_err());
+    viewer
+        .goto(&format!("http://{}/console/orders", demo.addr))
+        .await;
+    viewer.wait_for("form.filters").await;
+    assert_fits(&viewer).await;
+    viewer.close().await;
+    assert_eq!(stored_order(&demo, &out_trade_no).await.refunded_fen, 800);
+}

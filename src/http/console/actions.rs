@@ -58,6 +58,24 @@ pub async fn refund(
     act(ActionKind::Refund, state, console, session, path, form).await
 }
 
+pub async fn redeliver(
+    state: State<AppState>,
+    console: On,
+    session: Session,
+    path: Path<String>,
+    form: Form<ActionForm>,
+) -> Response {
+    act(
+        ActionKind::RedeliverWebhook,
+        state,
+        console,
+        session,
+        path,
+        form,
+    )
+    .await
+}
+
 pub async fn close(
     state: State<AppState>,
     console: On,
@@ -181,10 +199,33 @@ async fn perform(
             let outcome = describe(reconciler().close_now(order).await);
             ("close".to_owned(), outcome)
         }
-        ActionKind::RedeliverWebhook | ActionKind::ReviewAnomaly => {
-            unreachable!("not an order action of this module")
+        ActionKind::RedeliverWebhook => {
+            let outcome = match redeliver_latest(state, order).await {
+                Ok(Some(event)) => format!("event {event} queued for every endpoint"),
+                Ok(None) => "no event about this order".to_owned(),
+                Err(error) => format!("failed: {}", Report(&error)),
+            };
+            ("redeliver the latest webhook event".to_owned(), outcome)
         }
+        ActionKind::ReviewAnomaly => unreachable!("anomalies are reviewed on their own page"),
     }
+}
+
+/// Queues the order's latest event again for every configured endpoint; its id.
+async fn redeliver_latest(
+    state: &AppState,
+    order: &Order,
+) -> Result<Option<String>, crate::orders::StoreError> {
+    let events = state.store.order_events(&order.out_trade_no).await?;
+    let Some(latest) = events.iter().max_by_key(|e| e.event.created_at) else {
+        return Ok(None);
+    };
+    let id = latest.event.id.clone();
+    state
+        .store
+        .redeliver(&id, &state.webhook_endpoints, OffsetDateTime::now_utc())
+        .await?;
+    Ok(Some(id))
 }
 
 fn describe(result: Result<Reconciled, crate::reconcile::ReconcileError>) -> String {
@@ -224,6 +265,10 @@ fn confirmation(
             "Close order {}? Alipay is asked first: if the buyer has paid, it is marked paid instead.",
             order.out_trade_no
         ),
+        ActionKind::RedeliverWebhook => format!(
+            "Send the latest webhook event about order {} to every endpoint again?",
+            order.out_trade_no
+        ),
         _ => format!("Ask Alipay about order {} now?", order.out_trade_no),
     };
     let content = html! {
@@ -258,13 +303,14 @@ pub fn action_url(kind: ActionKind, out_trade_no: &str) -> String {
     let name = match kind {
         ActionKind::Refund => "refund",
         ActionKind::Close => "close",
+        ActionKind::RedeliverWebhook => "redeliver",
         _ => "reconcile",
     };
     format!("/console/orders/{}/{name}", path_segment(out_trade_no))
 }
 
 /// The action buttons of an order's page (none for viewers).
-pub fn buttons(session: &Session, order: &Order) -> Markup {
+pub fn buttons(session: &Session, order: &Order, can_redeliver: bool) -> Markup {
     if !session.may_act() {
         return html! {};
     }
@@ -274,6 +320,12 @@ pub fn buttons(session: &Session, order: &Order) -> Markup {
             form method="post" action=(action_url(ActionKind::Reconcile, &order.out_trade_no)) {
                 input type="hidden" name="csrf" value=(session.csrf);
                 button type="submit" id="reconcile" { "Ask Alipay now" }
+            }
+            @if can_redeliver {
+                form method="post" action=(action_url(ActionKind::RedeliverWebhook, &order.out_trade_no)) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    button type="submit" id="redeliver" { "Redeliver webhook" }
+                }
             }
             @if order.status == OrderStatus::Pending {
                 form method="post" action=(action_url(ActionKind::Close, &order.out_trade_no)) {

@@ -23,9 +23,11 @@ main{max-width:72rem;margin:1rem auto;padding:0 1rem}h1{font-size:1.3rem}\
 .card{background:#fff;border-radius:10px;box-shadow:0 1px 6px #0001;padding:1rem;\
 margin-bottom:1rem;overflow-x:auto}table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e6e9ee;\
-vertical-align:top}td{overflow-wrap:anywhere;max-width:22rem}th{font-size:.85rem;color:#556}\
-td.num,th.num{text-align:right;white-space:nowrap}.status{font-weight:600}\
-.paid{color:#198754}.pending{color:#b58105}.closed{color:#6c757d}.refunded{color:#6f42c1}\
+vertical-align:top}td{overflow-wrap:break-word;max-width:22rem}th{font-size:.85rem;color:#556}\
+td.num,th.num{text-align:right;white-space:nowrap}td.when{white-space:nowrap}\
+.status{font-weight:600}.status.paid{color:#198754}.status.pending{color:#b58105}\
+.status.closed{color:#6c757d}.status.refunded{color:#6f42c1}\
+svg.chart{width:100%;height:auto;max-height:12rem}.legend svg{vertical-align:middle}\
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}\
 form.filters label{display:flex;flex-direction:column;font-size:.8rem;color:#556}\
 input,select,button,textarea{font:inherit;padding:.35rem .5rem;border:1px solid #c9ced6;\

@@ -3,7 +3,7 @@
 //!
 //! - [`auth`]: operators, sessions, CSRF tokens, the login brake.
 //! - `layout`: the frame, stylesheet and policy of every page.
-//! - `overview`: the first page; `export`: the order list as CSV; `login`: logging in and out; `orders`: the order list and an order's page; `actions`:
+//! - `overview`: the first page; `export`: the order list as CSV; `login`: logging in and out; `orders`: the order list; `order`: an order's page; `actions`:
 //!   what operators do to an order, confirmed first and recorded.
 
 mod actions;
@@ -11,6 +11,7 @@ pub mod auth;
 mod export;
 mod layout;
 mod login;
+mod order;
 mod orders;
 mod overview;
 
@@ -56,7 +57,19 @@ pub fn router() -> Router<AppState> {
         .route("/console/logout", post(login::logout))
         .route("/console/orders", get(orders::list))
         .route("/console/orders.csv", get(export::csv))
-        .route("/console/orders/{out_trade_no}", get(orders::detail))
+        .route("/console/orders/{out_trade_no}", get(order::page))
+        .route(
+            "/console/orders/{out_trade_no}/messages/{id}",
+            get(order::raw_message),
+        )
+        .route(
+            "/console/orders/{out_trade_no}/messages/{id}/raw",
+            get(order::raw_bytes),
+        )
+        .route(
+            "/console/orders/{out_trade_no}/redeliver",
+            post(actions::redeliver),
+        )
         .route(
             "/console/orders/{out_trade_no}/reconcile",
             post(actions::reconcile),

@@ -1,16 +1,15 @@
-//! The order list (filters, a search by any of an order's numbers, keyset pages) and an order's
-//! own page.
+//! The order list: filters, a search by any of an order's numbers, keyset pages.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 use time::macros::format_description;
-use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::{Date, PrimitiveDateTime, Time, UtcOffset};
 
 use super::auth::Session;
-use super::{actions, layout, path_segment, On};
+use super::{layout, path_segment, On};
 use crate::alipay::product::Product;
 use crate::http::AppState;
 use crate::money::Amount;
@@ -207,7 +206,7 @@ fn table(orders: &[Order]) -> Markup {
             tbody {
                 @for order in orders {
                     tr {
-                        td { (layout::time(order.created_at)) }
+                        td class="when" { (layout::time(order.created_at)) }
                         td { a href={ "/console/orders/" (path_segment(&order.out_trade_no)) } { (order.out_trade_no) } }
                         td { (order.subject) }
                         td class="num" { (order.total_amount) }
@@ -227,101 +226,4 @@ fn refunded(order: &Order) -> String {
         Ok(amount) if order.refunded_fen > 0 => amount.to_string(),
         _ => String::new(),
     }
-}
-
-pub async fn detail(
-    State(state): State<AppState>,
-    On(console): On,
-    session: Session,
-    Path(out_trade_no): Path<String>,
-) -> Response {
-    let found = async {
-        let Some(order) = state.store.order(&out_trade_no).await? else {
-            return Ok(None);
-        };
-        let refunds = state.store.refunds(&out_trade_no).await?;
-        let audit = state.store.audit_log(&out_trade_no).await?;
-        let trail = state.store.actions(&out_trade_no).await?;
-        Ok::<_, crate::orders::StoreError>(Some((order, refunds, audit, trail)))
-    };
-    let (order, refunds, audit, trail) = match found.await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            let content = html! { h1 { "No order " (out_trade_no) } p { a href="/console/orders" { "Back to the list" } } };
-            let mut response = layout::page(&console.csp, "Not found", Some(&session), content);
-            *response.status_mut() = StatusCode::NOT_FOUND;
-            return response;
-        }
-        Err(error) => {
-            tracing::error!(error = %Report(&error), "console order page failed");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    };
-    let now = OffsetDateTime::now_utc();
-    let content = html! {
-        h1 { "Order " (order.out_trade_no) }
-        div class="card" {
-            dl {
-                dt { "Status" } dd class={ "status " (order.status.as_str()) } { (order.status.as_str()) }
-                dt { "Subject" } dd { (order.subject) }
-                @if let Some(body) = &order.body { dt { "Description" } dd { (body) } }
-                dt { "Amount" } dd { (order.total_amount) }
-                dt { "Refunded" } dd { (Amount::from_fen(order.refunded_fen).map(|a| a.to_string()).unwrap_or_default()) }
-                dt { "Product" } dd { (order.product.as_str()) }
-                dt { "Alipay trade_no" } dd { (order.trade_no.as_deref().unwrap_or("—")) }
-                dt { "Buyer" } dd { (order.buyer_id.as_deref().unwrap_or("—")) }
-                dt { "Created" } dd { (layout::time(order.created_at)) }
-                dt { "Expires" } dd {
-                    (layout::time(order.expires_at))
-                    @if order.status == OrderStatus::Pending && order.expires_at < now { " (past)" }
-                }
-                @if let Some(at) = order.paid_at { dt { "Paid" } dd { (layout::time(at)) } }
-                @if let Some(at) = order.closed_at { dt { "Closed" } dd { (layout::time(at)) } }
-            }
-        }
-        (actions::buttons(&session, &order))
-        div class="card" {
-            h2 { "Refunds" }
-            @if refunds.is_empty() { p class="muted" { "None." } } @else {
-                table {
-                    thead { tr { th { "Requested" } th { "out_request_no" } th class="num" { "Amount" } th { "Status" } th { "Reason" } } }
-                    tbody { @for refund in &refunds { tr {
-                        td { (layout::time(refund.created_at)) } td { (refund.out_request_no) }
-                        td class="num" { (refund.amount) } td { (refund.status.as_str()) }
-                        td { (refund.reason.as_deref().unwrap_or("")) }
-                    } } }
-                }
-            }
-        }
-        div class="card" {
-            h2 { "Messages from Alipay" }
-            @if audit.is_empty() { p class="muted" { "None yet." } } @else {
-                table {
-                    thead { tr { th { "Received" } th { "Source" } th { "Status" } th { "Verdict" } th { "Reason" } } }
-                    tbody { @for row in &audit { tr {
-                        td { (layout::time(row.received_at)) } td { (row.source.as_str()) }
-                        td { (row.trade_status.as_deref().unwrap_or("")) }
-                        td { (row.verdict.as_str()) }
-                        td { (row.reason.map(|r| r.as_str()).unwrap_or("")) }
-                    } } }
-                }
-            }
-        }
-    };
-    let content = html! {
-        (content)
-        div class="card" id="actions" {
-            h2 { "Done here by operators" }
-            @if trail.is_empty() { p class="muted" { "Nothing yet." } } @else {
-                table {
-                    thead { tr { th { "When" } th { "Who" } th { "Asked" } th { "Outcome" } } }
-                    tbody { @for action in &trail { tr {
-                        td { (layout::time(action.at)) } td { (action.operator) }
-                        td { (action.request) } td { (action.outcome) }
-                    } } }
-                }
-            }
-        }
-    };
-    layout::page(&console.csp, &order.out_trade_no, Some(&session), content)
 }

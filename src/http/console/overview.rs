@@ -154,13 +154,13 @@ fn chart(counts: &[VerdictCount], now: OffsetDateTime) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1);
-    let (width, height, bar) = (480.0, 120.0, 16.0);
+    let (width, height, step, bar) = (960.0, 130.0, 40.0, 32.0);
     let total: i64 = hours.iter().flatten().sum();
     html! {
-        svg viewBox={ "0 0 " (width) " " (height + 16.0) } role="img" width="100%"
+        svg class="chart" viewBox={ "0 0 " (width) " " (height + 18.0) } role="img"
             aria-label={ (total) " messages in the last 24 hours" } {
             @for (i, hour) in hours.iter().enumerate() {
-                @let x = i as f64 * 20.0 + 2.0;
+                @let x = i as f64 * step + (step - bar) / 2.0;
                 @let mut base = height;
                 @for (j, (verdict, colour)) in SERIES.iter().enumerate() {
                     @let h = hour[j] as f64 / peak as f64 * (height - 4.0);
@@ -172,9 +172,12 @@ fn chart(counts: &[VerdictCount], now: OffsetDateTime) -> Markup {
                     }
                 }
             }
-            line x1="0" y1=(height) x2=(width) y2=(height) stroke="#c9ced6";
-            text x="0" y=(height + 13.0) font-size="10" fill="#667" { "24 h ago" }
-            text x=(width) y=(height + 13.0) font-size="10" fill="#667" text-anchor="end" { "now" }
+            // Closed explicitly: in SVG an unclosed <line> would swallow the labels after it.
+            line x1="0" y1=(height) x2=(width) y2=(height) stroke="#c9ced6" {}
+            @for back in [24, 18, 12, 6] {
+                text x=((24 - back) as f64 * step) y=(height + 15.0) font-size="13" fill="#667" { "−" (back) " h" }
+            }
+            text x=(width) y=(height + 15.0) font-size="13" fill="#667" text-anchor="end" { "now" }
         }
         p class="legend" {
             @for (j, (verdict, colour)) in SERIES.iter().enumerate() {
