@@ -210,6 +210,10 @@ impl OrderStore for PgStore {
         Self::insert_review(&self.pool, id, review).await
     }
 
+    async fn message(&self, id: i64) -> Result<Option<AuditRecord>, StoreError> {
+        Self::message_by_id(&self.pool, id).await
+    }
+
     async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {
         Self::insert_action(&self.pool, action).await
     }

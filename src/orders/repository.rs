@@ -127,6 +127,8 @@ pub trait OrderStore: EventStore {
     async fn unreviewed_anomalies(&self) -> Result<i64, StoreError>;
     /// Marks an anomaly reviewed; false when there is no such anomaly or it was reviewed before.
     async fn review_anomaly(&self, id: i64, review: &Review) -> Result<bool, StoreError>;
+    /// One recorded message by its id, with its bytes.
+    async fn message(&self, id: i64) -> Result<Option<AuditRecord>, StoreError>;
     /// Records what an operator did through the console.
     async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError>;
     /// What operators did about an order, oldest first.

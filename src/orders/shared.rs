@@ -292,6 +292,20 @@ macro_rules! shared_statements {
                 .await?;
                 rows.into_iter().map(AuditRecord::try_from).collect()
             }
+
+            async fn message_by_id(
+                pool: &sqlx::Pool<$db>,
+                id: i64,
+            ) -> Result<Option<AuditRecord>, StoreError> {
+                let row: Option<AuditRow> = sqlx::query_as(
+                    "select id, source, notify_id, out_trade_no, trade_status, verdict, reason, \
+                     received_at, raw_body from notification where id = $1",
+                )
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+                row.map(AuditRecord::try_from).transpose()
+            }
         }
     };
 }

@@ -216,6 +216,10 @@ impl OrderStore for SqliteStore {
         Self::insert_review(&self.writer, id, review).await
     }
 
+    async fn message(&self, id: i64) -> Result<Option<AuditRecord>, StoreError> {
+        Self::message_by_id(&self.readers, id).await
+    }
+
     async fn record_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {
         Self::insert_action(&self.writer, action).await
     }

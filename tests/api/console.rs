@@ -23,6 +23,7 @@ on_both_databases!(
     the_csv_holds_every_filtered_order_with_a_bom_and_inert_formulas,
     an_orders_timeline_links_each_message_as_received_in_its_charset,
     an_operator_redelivers_the_latest_webhook_event,
+    anomalies_are_explained_and_an_operator_marks_one_reviewed,
 );
 
 const OPERATOR_TOKEN: &str = "console-operator-token-0123";
@@ -640,4 +641,94 @@ async fn an_operator_redelivers_the_latest_webhook_event(db: Db) {
     );
     let trail = app.store.actions("W1").await.unwrap();
     assert!(trail[0].outcome.contains(again.as_str()), "{:?}", trail[0]);
+}
+
+async fn anomalies_are_explained_and_an_operator_marks_one_reviewed(db: Db) {
+    let app = spawn_with(db, with_console).await;
+    app.pending_order("A1", "10.00").await;
+    // Genuine, but for an order never created, and for the wrong amount.
+    assert_eq!(
+        app.notify(genuine(&trade_success("A404", "1.00"))).await.0,
+        422
+    );
+    assert_eq!(
+        app.notify(genuine(&trade_success("A1", "9.00"))).await.0,
+        422
+    );
+    let viewer = app.log_in(VIEWER_TOKEN).await.unwrap();
+    let (_, page) = app.console_get("/console/anomalies", &viewer).await;
+    assert!(page.contains("Waiting for a look (2)"), "{page}");
+    assert!(
+        page.contains("no order with this out_trade_no was ever created here"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Alipay&#39;s amount differs") || page.contains("Alipay's amount differs"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Mark reviewed"),
+        "viewers get no form: {page}"
+    );
+    let link = page
+        .split(r#"<a href="/console/anomalies/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let (status, message) = app
+        .console_get(&format!("/console/anomalies/{link}"), &viewer)
+        .await;
+    assert_eq!(status, 200);
+    assert!(message.contains("trade_status"), "{message}");
+
+    let operator = app.log_in(OPERATOR_TOKEN).await.unwrap();
+    let (_, page) = app.console_get("/console/anomalies", &operator).await;
+    let csrf = page_csrf(&page);
+    let id = link.to_owned();
+    let review = format!("/console/anomalies/{id}/review");
+    let (status, confirm) = app
+        .console_post(
+            &review,
+            &operator,
+            &[("csrf", &csrf), ("note", "test <order>")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(confirm.contains("test &lt;order&gt;"), "{confirm}");
+    assert_eq!(
+        app.store.unreviewed_anomalies().await.unwrap(),
+        2,
+        "not before confirming"
+    );
+    let confirmed = [
+        ("csrf", csrf.as_str()),
+        ("note", "test <order>"),
+        ("confirmed", "true"),
+    ];
+    let (status, _) = app.console_post(&review, &operator, &confirmed).await;
+    assert_eq!(status, 303);
+    let (status, _) = app.console_post(&review, &viewer, &confirmed).await;
+    assert_eq!(status, 403, "a viewer cannot, even with a form");
+
+    assert_eq!(app.store.unreviewed_anomalies().await.unwrap(), 1);
+    let (_, page) = app.console_get("/console/anomalies", &operator).await;
+    assert!(page.contains("Waiting for a look (1)"), "{page}");
+    let reviewed = page.split(r#"id="reviewed""#).nth(1).unwrap();
+    assert!(
+        reviewed.contains("admin") && reviewed.contains("test &lt;order&gt;"),
+        "{reviewed}"
+    );
+    // Reviewing it again keeps the first review.
+    app.console_post(
+        &review,
+        &operator,
+        &[("csrf", &csrf), ("note", "again"), ("confirmed", "true")],
+    )
+    .await;
+    let reviews = app.store.anomalies(true, 10).await.unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews[0].review.as_ref().unwrap().note, "test <order>");
+    // An id that is no anomaly is not found.
+    let (status, _) = app.console_get("/console/anomalies/999999", &viewer).await;
+    assert_eq!(status, 404);
 }

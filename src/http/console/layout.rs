@@ -72,6 +72,7 @@ pub fn page(
                     @if let Some(session) = session {
                         a href="/console" { "Overview" }
                         a href="/console/orders" { "Orders" }
+                        a href="/console/anomalies" { "Anomalies" }
                         span class="who" {
                             (session.operator) " (" (role_name(session)) ") · "
                             form method="post" action="/console/logout" {

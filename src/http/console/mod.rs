@@ -4,9 +4,11 @@
 //! - [`auth`]: operators, sessions, CSRF tokens, the login brake.
 //! - `layout`: the frame, stylesheet and policy of every page.
 //! - `overview`: the first page; `export`: the order list as CSV; `login`: logging in and out; `orders`: the order list; `order`: an order's page; `actions`:
-//!   what operators do to an order, confirmed first and recorded.
+//!   what operators do to an order, confirmed first and recorded; `anomalies`: the messages that
+//!   disagree with our records, and their reviews.
 
 mod actions;
+mod anomalies;
 pub mod auth;
 mod export;
 mod layout;
@@ -55,6 +57,13 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(overview::page))
         .route("/console/login", get(login::form).post(login::submit))
         .route("/console/logout", post(login::logout))
+        .route("/console/anomalies", get(anomalies::list))
+        .route("/console/anomalies/{id}", get(anomalies::message))
+        .route(
+            "/console/anomalies/messages/{id}/raw",
+            get(anomalies::bytes),
+        )
+        .route("/console/anomalies/{id}/review", post(anomalies::review))
         .route("/console/orders", get(orders::list))
         .route("/console/orders.csv", get(export::csv))
         .route("/console/orders/{out_trade_no}", get(order::page))

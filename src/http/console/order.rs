@@ -146,41 +146,50 @@ fn trail_card(trail: &[ConsoleAction]) -> Markup {
     }
 }
 
-/// The message `id` about this order, if it is one.
-async fn message(
-    state: &AppState,
-    console: &Console,
-    session: &Session,
-    out_trade_no: &str,
-    id: i64,
-) -> Result<AuditRecord, Response> {
-    let (history, _) = read(state, console, session, out_trade_no).await?;
-    history
-        .notifications
-        .into_iter()
-        .find(|record| record.id == id)
-        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())
+/// The message `id`, if it is about this order.
+async fn message(state: &AppState, out_trade_no: &str, id: i64) -> Result<AuditRecord, Response> {
+    match state.store.message(id).await {
+        Ok(Some(record)) if record.out_trade_no.as_deref() == Some(out_trade_no) => Ok(record),
+        Ok(_) => Err(StatusCode::NOT_FOUND.into_response()),
+        Err(error) => {
+            tracing::error!(error = %Report(&error), "console message failed");
+            Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
+        }
+    }
 }
 
-/// A message as received: its parameters decoded in the charset it declared, and its bytes.
 pub async fn raw_message(
     State(state): State<AppState>,
     On(console): On,
     session: Session,
     Path((out_trade_no, id)): Path<(String, i64)>,
 ) -> Response {
-    let record = match message(&state, &console, &session, &out_trade_no, id).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
-    let base = format!("/console/orders/{}", path_segment(&out_trade_no));
+    match message(&state, &out_trade_no, id).await {
+        Ok(record) => {
+            let back = format!("/console/orders/{}", path_segment(&out_trade_no));
+            message_page(&console, &session, &record, &back, "Back to the order")
+        }
+        Err(response) => response,
+    }
+}
+
+/// A message as received: its parameters decoded in the charset it declared, and a link to its
+/// bytes (`{back}/messages/{id}/raw`).
+pub(super) fn message_page(
+    console: &Console,
+    session: &Session,
+    record: &AuditRecord,
+    back: &str,
+    back_label: &str,
+) -> Response {
     // A notification is a form in its charset; an API answer is JSON text.
     let decoded = RawParams::parse(&record.raw).ok().and_then(|raw| {
         let charset = raw.encoding().ok()?.name();
         Some((charset, raw.decode().ok()?))
     });
+    let about = record.out_trade_no.as_deref().unwrap_or("no order");
     let content = html! {
-        h1 { "Message " (record.id) " about " (out_trade_no) }
+        h1 { "Message " (record.id) " about " (about) }
         div class="card" {
             dl {
                 dt { "Received" } dd { (layout::time(record.received_at)) }
@@ -192,8 +201,8 @@ pub async fn raw_message(
                 dt { "Size" } dd { (record.raw.len()) " bytes" }
             }
             p {
-                a href={ (base) "/messages/" (record.id) "/raw" } id="download" { "Download the bytes as received" }
-                " · " a href=(base) { "Back to the order" }
+                a href={ (back) "/messages/" (record.id) "/raw" } id="download" { "Download the bytes as received" }
+                " · " a href=(back) { (back_label) }
             }
         }
         @match decoded {
@@ -214,20 +223,24 @@ pub async fn raw_message(
             }
         }
     };
-    layout::page(&console.csp, "Message", Some(&session), content)
+    layout::page(&console.csp, "Message", Some(session), content)
 }
 
 /// The exact bytes, for whoever needs them (a signature check by hand, a ticket to Alipay).
 pub async fn raw_bytes(
     State(state): State<AppState>,
-    On(console): On,
-    session: Session,
+    _console: On,
+    _session: Session,
     Path((out_trade_no, id)): Path<(String, i64)>,
 ) -> Response {
-    let record = match message(&state, &console, &session, &out_trade_no, id).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
+    match message(&state, &out_trade_no, id).await {
+        Ok(record) => bytes_response(record),
+        Err(response) => response,
+    }
+}
+
+pub(super) fn bytes_response(record: AuditRecord) -> Response {
+    let id = record.id;
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
