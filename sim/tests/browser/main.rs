@@ -336,6 +336,11 @@ async fn an_operator_finds_an_order_by_trade_no_and_refunds_part_of_it() {
         .await
         .is_err());
     viewer
+        .goto(&format!("http://{}/console/anomalies", demo.addr))
+        .await;
+    viewer.wait_for("#waiting").await;
+    assert_fits(&viewer).await;
+    viewer
         .goto(&format!("http://{}/console/orders", demo.addr))
         .await;
     viewer.wait_for("form.filters").await;
