@@ -79,10 +79,10 @@ impl Application {
             }),
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
             webhook_endpoints: Arc::new(endpoints.iter().map(|e| e.name.clone()).collect()),
-            console: Operators::from_settings(&settings.console)?.map(|operators| {
-                let https = settings.http.public_url.starts_with("https://");
-                Arc::new(Console::new(operators, https))
-            }),
+            console: match Operators::from_settings(&settings.console)? {
+                Some(operators) => Some(Arc::new(Console::new(operators, &settings.public_url()?))),
+                None => None,
+            },
         };
         let reconcile = (settings.reconcile.interval_seconds > 0).then(|| Schedule {
             interval: Duration::from_secs(settings.reconcile.interval_seconds),

@@ -66,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(checkout::router())
         .merge(paylink::router());
     if state.console.is_some() {
-        others = others.merge(console::router());
+        others = others.merge(console::router(&state));
     }
     let others = others
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

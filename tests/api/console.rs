@@ -92,6 +92,16 @@ async fn logging_in_sets_a_strict_session_cookie_and_pages_need_it() {
     assert_eq!(anonymous.status(), 303);
     assert_eq!(anonymous.headers()["location"], "/console/login");
     assert_eq!(app.log_in("not-the-token").await, Err(401));
+    // A form posted from another site is refused before the token is even looked at.
+    let login_from = |origin: &'static str| {
+        app.client
+            .post(app.url("/console/login"))
+            .header("origin", origin)
+            .form(&[("token", OPERATOR_TOKEN)])
+            .send()
+    };
+    assert_eq!(login_from("https://evil.example").await.unwrap().status(), 403);
+    assert_eq!(login_from("https://shop.example.com").await.unwrap().status(), 303);
 
     let response = app
         .client

@@ -62,7 +62,7 @@ pub fn page(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · alipay-notify console" }
                 style { (STYLE) }
             }
@@ -90,6 +90,10 @@ pub fn page(
         [
             (header::CONTENT_SECURITY_POLICY, csp.clone()),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            // Not `no-referrer` as elsewhere: with it a browser posts forms with `Origin: null`,
+            // and the console checks that its forms come from itself. Other sites still get
+            // no referrer.
+            (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
         ],
         Html(markup.into_string()),
     )

@@ -20,7 +20,7 @@ mod overview;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -38,21 +38,49 @@ pub struct Console {
     pub brake: LoginBrake,
     /// Cookies get `Secure` when the service is reached over HTTPS (PUBLIC_URL).
     pub secure_cookies: bool,
+    /// PUBLIC_URL's origin: a form posted from any other is refused.
+    origin: String,
     csp: HeaderValue,
 }
 
 impl Console {
-    pub fn new(operators: Operators, secure_cookies: bool) -> Self {
+    /// `public_url`: where browsers reach the service (PUBLIC_URL).
+    pub fn new(operators: Operators, public_url: &url::Url) -> Self {
         Self {
             operators,
             brake: LoginBrake::default(),
-            secure_cookies,
+            secure_cookies: public_url.scheme() == "https",
+            origin: public_url.origin().ascii_serialization(),
             csp: layout::content_security_policy(),
         }
     }
 }
 
-pub fn router() -> Router<AppState> {
+/// Refuses a POST whose `Origin` (browsers send it with every form post) is not ours: a second
+/// wall behind SameSite cookies and CSRF tokens, and the only one for the login form (a page
+/// elsewhere cannot log a browser in to someone else's session).
+async fn same_origin(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let foreign = request.method() == axum::http::Method::POST
+        && request
+            .headers()
+            .get(header::ORIGIN)
+            .zip(state.console.as_ref())
+            .is_some_and(|(origin, console)| origin.as_bytes() != console.origin.as_bytes());
+    if foreign {
+        tracing::warn!(
+            path = request.uri().path(),
+            "console post from another origin refused"
+        );
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    next.run(request).await
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(overview::page))
         .route("/console/login", get(login::form).post(login::submit))
@@ -88,6 +116,10 @@ pub fn router() -> Router<AppState> {
             post(actions::refund),
         )
         .route("/console/orders/{out_trade_no}/close", post(actions::close))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            same_origin,
+        ))
 }
 
 /// The console, for handlers: 404 when it is off (its routes are not mounted then anyway).
