@@ -37,13 +37,14 @@ pub struct ConsoleListArgs {
     /// Orders to seed.
     #[arg(long, default_value_t = 1_000_000)]
     rows: usize,
+    /// Which databases to seed and time, in one run.
     #[arg(long, value_enum, default_value_t = Which::Both)]
     database: Which,
     /// The Postgres server to create the benchmark's own database on (dropped afterwards).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     postgres: String,
     /// The SQLite file, kept and reused while it holds --rows orders of this seed; default
-    /// `target/console-bench/orders-v<N>-<rows>.db` beside this binary's `target/`.
+    /// `console-bench/orders-v<N>-<rows>.db` in the target directory this binary was built in.
     #[arg(long)]
     sqlite_file: Option<PathBuf>,
     /// Timed calls per shape after two warm-up calls (fewer if a shape takes over 20 s in all).

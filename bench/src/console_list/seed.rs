@@ -54,7 +54,7 @@ impl SeedOrder {
 
 /// The orders, oldest first: created_at spread over [`DAYS`] up to `now`; statuses 70% paid,
 /// 20% closed, 8% pending, 2% refunded; products page 40%, wap 30%, qr 15%, app 15%; amounts
-/// 0.01–5,000.00 yuan, log-uniform (half under 7 yuan, 1.6% over 4,000).
+/// 0.01–5,000.00 yuan, log-uniform (half under 7 yuan, 1.7% over 4,000).
 pub struct Generator {
     rng: fastrand::Rng,
     now: OffsetDateTime,
