@@ -4,6 +4,7 @@
 //! reports throughput, latency and the service's peak memory; then checks that every order was
 //! paid exactly once. `--target` runs the same load against a deployment that is already up.
 
+pub mod console_list;
 mod database;
 mod disk;
 mod load;

@@ -199,11 +199,15 @@ macro_rules! shared_statements {
                 if let Some(product) = filter.product {
                     sql.push(" and product = ").push_bind(product.as_str());
                 }
+                // In UTC, as stored: SQLite compares times as text, and a bound in Beijing
+                // time (`…T00:00:00+08:00`) would sort eight hours late.
                 if let Some(from) = filter.created_from {
-                    sql.push(" and created_at >= ").push_bind(from);
+                    sql.push(" and created_at >= ")
+                        .push_bind(from.to_offset(time::UtcOffset::UTC));
                 }
                 if let Some(to) = filter.created_to {
-                    sql.push(" and created_at < ").push_bind(to);
+                    sql.push(" and created_at < ")
+                        .push_bind(to.to_offset(time::UtcOffset::UTC));
                 }
                 if let Some(min) = filter.min_fen {
                     sql.push(" and total_fen >= ").push_bind(min);

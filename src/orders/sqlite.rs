@@ -682,4 +682,34 @@ mod tests {
         store.record_attempts(&[]).await.unwrap();
         assert_eq!(synchronous(&store).await, 2, "after recording");
     }
+
+    /// Times are text in SQLite: a day bound in Beijing time must compare as the UTC it is.
+    #[tokio::test]
+    async fn a_beijing_day_filter_finds_orders_made_that_day_before_utc_midnight() {
+        use time::macros::datetime;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("orders.db").display());
+        let store = SqliteStore::connect(&url, Open::CreateIfMissing, Subscriptions::none())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let created_at = datetime!(2026-12-04 17:00 UTC); // 01:00 on the 5th in Beijing
+        let order = NewOrder {
+            out_trade_no: "T1".into(),
+            subject: "s".into(),
+            body: None,
+            total_amount: crate::money::Amount::from_fen(100).unwrap(),
+            product: crate::alipay::product::Product::Page,
+            created_at,
+            expires_at: created_at + time::Duration::minutes(30),
+        };
+        store.create_order(&order).await.unwrap();
+        let filter = OrderFilter {
+            created_from: Some(datetime!(2026-12-05 00:00 +8)),
+            created_to: Some(datetime!(2026-12-06 00:00 +8)),
+            ..OrderFilter::default()
+        };
+        let page = store.order_page(&filter, None, 50).await.unwrap();
+        assert_eq!(page.orders.len(), 1);
+    }
 }

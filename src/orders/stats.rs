@@ -66,6 +66,16 @@ pub(super) fn verdict_count(
     })
 }
 
+/// Orders created since `$1`, by status; the statuses are those `OrderStatus` knows.
+pub(super) const STATUS_COUNTS: &str = "\
+    select 'pending', count(*) from payment_order where status = 'pending' and created_at >= $1 \
+    union all \
+    select 'paid', count(*) from payment_order where status = 'paid' and created_at >= $1 \
+    union all \
+    select 'closed', count(*) from payment_order where status = 'closed' and created_at >= $1 \
+    union all \
+    select 'refunded', count(*) from payment_order where status = 'refunded' and created_at >= $1";
+
 /// The statements both stores run alike (see `shared_statements!` for why a macro).
 macro_rules! stats_statements {
     ($store:ty, $db:ty) => {
@@ -74,15 +84,16 @@ macro_rules! stats_statements {
                 pool: &sqlx::Pool<$db>,
                 since: OffsetDateTime,
             ) -> Result<StatusCounts, StoreError> {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
-                    "select status, count(*) from payment_order where created_at >= $1 \
-                     group by status",
-                )
-                .bind(since)
-                .fetch_all(pool)
-                .await?;
+                // One range of the (status, created_at) index per status: a grouped count
+                // over created_at alone reads every order ever made (1,000,000: 44 ms on
+                // SQLite). In UTC, as stored: SQLite compares times as text.
+                let rows: Vec<(String, i64)> = sqlx::query_as(crate::orders::stats::STATUS_COUNTS)
+                    .bind(since.to_offset(time::UtcOffset::UTC))
+                    .fetch_all(pool)
+                    .await?;
                 let counts = rows
                     .into_iter()
+                    .filter(|(_, n)| *n > 0)
                     .map(|(status, n)| {
                         OrderStatus::parse(&status)
                             .map(|s| (s, n))
@@ -170,3 +181,16 @@ macro_rules! stats_statements {
 }
 
 pub(super) use stats_statements;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_counts_cover_every_status() {
+        for status in OrderStatus::ALL {
+            let condition = format!("status = '{}'", status.as_str());
+            assert_eq!(STATUS_COUNTS.matches(&condition).count(), 1, "{condition}");
+        }
+    }
+}
