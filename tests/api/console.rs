@@ -100,8 +100,17 @@ async fn logging_in_sets_a_strict_session_cookie_and_pages_need_it() {
             .form(&[("token", OPERATOR_TOKEN)])
             .send()
     };
-    assert_eq!(login_from("https://evil.example").await.unwrap().status(), 403);
-    assert_eq!(login_from("https://shop.example.com").await.unwrap().status(), 303);
+    assert_eq!(
+        login_from("https://evil.example").await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        login_from("https://shop.example.com")
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
 
     let response = app
         .client

@@ -93,7 +93,10 @@ pub fn page(
             // Not `no-referrer` as elsewhere: with it a browser posts forms with `Origin: null`,
             // and the console checks that its forms come from itself. Other sites still get
             // no referrer.
-            (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ),
         ],
         Html(markup.into_string()),
     )
