@@ -330,6 +330,10 @@ async fn an_operator_finds_an_order_by_trade_no_and_refunds_part_of_it() {
         .await;
     viewer.wait_for("#timeline").await;
     assert_fits(&viewer).await;
+    save_screenshot(
+        "console-order-phone.png",
+        &viewer.client.screenshot().await.unwrap(),
+    );
     assert!(viewer
         .client
         .find(fantoccini::Locator::Css("#refund"))
