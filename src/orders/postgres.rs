@@ -26,7 +26,7 @@ use super::outbox::{
     ClaimedRow, Delivery, DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
-use super::query::{Cursor, OrderFilter, OrderPage};
+use super::query::{AmountPath, Cursor, OrderFilter, OrderPage};
 use super::repository::*;
 use super::rows::{
     by_number, order_columns, ActionRow, AnomalyRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
@@ -51,6 +51,11 @@ impl PgStore {
         rows.into_iter()
             .map(|(hour, verdict, count)| verdict_count(hour, &verdict, count))
             .collect()
+    }
+
+    /// Postgres compares times as times.
+    fn time_bound(at: OffsetDateTime) -> Result<OffsetDateTime, StoreError> {
+        Ok(at)
     }
 }
 shared_statements!(PgStore, Postgres, PgConnection);
@@ -228,7 +233,7 @@ impl OrderStore for PgStore {
         after: Option<&Cursor>,
         limit: i64,
     ) -> Result<OrderPage, StoreError> {
-        Self::page_of(&self.pool, filter, after, limit).await
+        Self::page_of(&self.pool, filter, after, limit, AmountPath::Planner).await
     }
 
     async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError> {

@@ -54,6 +54,19 @@ impl Cursor {
     }
 }
 
+/// Which index serves an amount filter. Postgres keeps statistics and its planner chooses;
+/// SQLite has none unless ANALYZE runs, and guessed wrong both ways (README, Performance:
+/// "Console list on 1,000,000 orders"), so its store counts the range first and says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AmountPath {
+    /// The planner decides.
+    Planner,
+    /// A rare range: fetch it through `payment_order_total` and sort what it holds.
+    ByAmount,
+    /// A common range: walk newest first and skip what it rejects; the amount index stays unused.
+    ByTime,
+}
+
 /// One page of a filtered list.
 #[derive(Debug, Clone)]
 pub struct OrderPage {

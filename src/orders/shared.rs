@@ -187,33 +187,41 @@ macro_rules! shared_statements {
                 filter: &OrderFilter,
                 after: Option<&Cursor>,
                 limit: i64,
+                amount_path: AmountPath,
             ) -> Result<OrderPage, StoreError> {
                 let mut sql = sqlx::QueryBuilder::<$db>::new(concat!(
                     "select ",
                     order_columns!(),
-                    " from payment_order where true"
+                    " from payment_order"
                 ));
+                // SQLite's syntax: only the SQLite store asks for these paths. A unary `+`
+                // keeps SQLite from using an index for that term.
+                let total = match amount_path {
+                    AmountPath::Planner => "total_fen",
+                    AmountPath::ByAmount => {
+                        sql.push(" indexed by payment_order_total");
+                        "total_fen"
+                    }
+                    AmountPath::ByTime => "+total_fen",
+                };
+                sql.push(" where true");
                 if let Some(status) = filter.status {
                     sql.push(" and status = ").push_bind(status.as_str());
                 }
                 if let Some(product) = filter.product {
                     sql.push(" and product = ").push_bind(product.as_str());
                 }
-                // In UTC, as stored: SQLite compares times as text, and a bound in Beijing
-                // time (`…T00:00:00+08:00`) would sort eight hours late.
                 if let Some(from) = filter.created_from {
-                    sql.push(" and created_at >= ")
-                        .push_bind(from.to_offset(time::UtcOffset::UTC));
+                    sql.push(" and created_at >= ").push_bind(Self::time_bound(from)?);
                 }
                 if let Some(to) = filter.created_to {
-                    sql.push(" and created_at < ")
-                        .push_bind(to.to_offset(time::UtcOffset::UTC));
+                    sql.push(" and created_at < ").push_bind(Self::time_bound(to)?);
                 }
                 if let Some(min) = filter.min_fen {
-                    sql.push(" and total_fen >= ").push_bind(min);
+                    sql.push(format_args!(" and {total} >= ")).push_bind(min);
                 }
                 if let Some(max) = filter.max_fen {
-                    sql.push(" and total_fen <= ").push_bind(max);
+                    sql.push(format_args!(" and {total} <= ")).push_bind(max);
                 }
                 if let Some(search) = &filter.search {
                     sql.push(" and (out_trade_no = ")

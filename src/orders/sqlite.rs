@@ -32,7 +32,7 @@ use super::outbox::{
     ClaimedRow, Delivery, DeliveryRow, EventDetail, EventRow, EventStore, EVENT_COLUMNS,
 };
 use super::plan::{batch_keys, refund_allowed, BatchPlan};
-use super::query::{Cursor, OrderFilter, OrderPage};
+use super::query::{AmountPath, Cursor, OrderFilter, OrderPage};
 use super::repository::*;
 use super::rows::{
     by_number, order_columns, ActionRow, AnomalyRow, AuditRow, OrderRow, RefundRow, SELECT_ORDER,
@@ -62,6 +62,51 @@ impl SqliteStore {
                 verdict_count(at, &verdict, count)
             })
             .collect()
+    }
+
+    /// A bound on a time column, which SQLite compares as text. Stored times are RFC 3339 in
+    /// UTC (a bound in Beijing time, `…T00:00:00+08:00`, would sort eight hours late) with the
+    /// fraction's trailing zeros dropped, so `…T16:00:00Z` sorts after `…T16:00:00.3Z`. A
+    /// whole-second bound is written `…T16:00:00.`: after every time of the second before it,
+    /// before every time of its own. (Within one second, text order is not time order; the
+    /// console's bounds are days.)
+    fn time_bound(at: OffsetDateTime) -> Result<String, StoreError> {
+        let at = at.to_offset(time::UtcOffset::UTC);
+        let text = sqlite_time(at)?;
+        Ok(match (at.nanosecond(), text.strip_suffix('Z')) {
+            (0, Some(second)) => format!("{second}."),
+            _ => text,
+        })
+    }
+
+    /// An amount range that holds fewer orders than this is fetched whole through its index
+    /// and sorted (≤ 5,000 rows: a few milliseconds); a larger one has matches often enough
+    /// that walking newest first finds a page quickly.
+    const RARE_AMOUNTS: i64 = 5_000;
+
+    /// Counts the range, up to `RARE_AMOUNTS`, in the amount index alone. A search finds a
+    /// handful of rows through its own indexes, so it needs no count.
+    async fn amount_path(
+        pool: &SqlitePool,
+        filter: &OrderFilter,
+    ) -> Result<AmountPath, StoreError> {
+        if filter.search.is_some() || (filter.min_fen.is_none() && filter.max_fen.is_none()) {
+            return Ok(AmountPath::Planner);
+        }
+        let (in_range,): (i64,) = sqlx::query_as(
+            "select count(*) from (select 1 from payment_order indexed by payment_order_total \
+             where total_fen >= $1 and total_fen <= $2 limit $3)",
+        )
+        .bind(filter.min_fen.unwrap_or(i64::MIN))
+        .bind(filter.max_fen.unwrap_or(i64::MAX))
+        .bind(Self::RARE_AMOUNTS)
+        .fetch_one(pool)
+        .await?;
+        Ok(if in_range < Self::RARE_AMOUNTS {
+            AmountPath::ByAmount
+        } else {
+            AmountPath::ByTime
+        })
     }
 }
 shared_statements!(SqliteStore, Sqlite, SqliteConnection);
@@ -234,7 +279,8 @@ impl OrderStore for SqliteStore {
         after: Option<&Cursor>,
         limit: i64,
     ) -> Result<OrderPage, StoreError> {
-        Self::page_of(&self.readers, filter, after, limit).await
+        let path = Self::amount_path(&self.readers, filter).await?;
+        Self::page_of(&self.readers, filter, after, limit, path).await
     }
 
     async fn apply(&self, event: PaymentEvent) -> Result<Outcome, StoreError> {
@@ -711,5 +757,92 @@ mod tests {
         };
         let page = store.order_page(&filter, None, 50).await.unwrap();
         assert_eq!(page.orders.len(), 1);
+
+        // Stored as `…T16:00:00.3Z`, which sorts before the text `…T16:00:00Z`.
+        let created_at = datetime!(2026-12-04 16:00:00.3 UTC); // 00:00:00.3 on the 5th
+        store
+            .create_order(&NewOrder {
+                out_trade_no: "T2".into(),
+                created_at,
+                ..order
+            })
+            .await
+            .unwrap();
+        let numbers = |filter| {
+            let store = &store;
+            async move {
+                let page = store.order_page(&filter, None, 50).await.unwrap();
+                page.orders
+                    .into_iter()
+                    .map(|o| o.out_trade_no)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(numbers(filter).await, ["T1", "T2"]);
+        let day_before = OrderFilter {
+            created_from: Some(datetime!(2026-12-04 00:00 +8)),
+            created_to: Some(datetime!(2026-12-05 00:00 +8)),
+            ..OrderFilter::default()
+        };
+        assert!(numbers(day_before).await.is_empty());
+    }
+
+    /// Both ways an amount filter can be served list the same orders, newest first: order `i`
+    /// costs `i` fen and was made `i` seconds after the first, so the answer is known.
+    #[tokio::test]
+    async fn a_rare_and_a_common_amount_range_list_the_newest_matches_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("orders.db").display());
+        let store = SqliteStore::connect(&url, Open::CreateIfMissing, Subscriptions::none())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let orders = SqliteStore::RARE_AMOUNTS + 1_000;
+        sqlx::query(
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < $1) \
+             insert into payment_order (out_trade_no, subject, total_fen, status, created_at, \
+             updated_at, expires_at) select printf('T%06d', i), 's', i, 'pending', \
+             strftime('%Y-%m-%dT%H:%M:%SZ', 1764000000 + i, 'unixepoch'), \
+             strftime('%Y-%m-%dT%H:%M:%SZ', 1764000000 + i, 'unixepoch'), \
+             strftime('%Y-%m-%dT%H:%M:%SZ', 1764001800 + i, 'unixepoch') from n",
+        )
+        .bind(orders)
+        .execute(&store.writer)
+        .await
+        .unwrap();
+
+        let listed = |min: i64, max: i64| {
+            let filter = OrderFilter {
+                min_fen: Some(min),
+                max_fen: Some(max),
+                ..OrderFilter::default()
+            };
+            let store = &store;
+            async move {
+                let path = SqliteStore::amount_path(&store.readers, &filter)
+                    .await
+                    .unwrap();
+                let mut numbers = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = store.order_page(&filter, after.as_ref(), 50).await.unwrap();
+                    numbers.extend(page.orders.iter().map(|o| o.total_amount.fen()));
+                    match page.next {
+                        Some(next) if numbers.len() < 120 => after = Some(next),
+                        _ => break,
+                    }
+                }
+                (path, numbers)
+            }
+        };
+        let (path, rare) = listed(11, 70).await;
+        assert_eq!(path, AmountPath::ByAmount);
+        assert_eq!(rare, (11..=70).rev().collect::<Vec<_>>());
+        let (path, common) = listed(2, orders - 3).await;
+        assert_eq!(path, AmountPath::ByTime);
+        assert_eq!(
+            common,
+            (orders - 152..=orders - 3).rev().collect::<Vec<_>>()
+        );
     }
 }
