@@ -32,6 +32,7 @@ pub struct Settings {
     pub console: ConsoleSettings,
     pub reconcile: ReconcileSettings,
     pub webhooks: WebhookSettings,
+    pub notify: NotifySettings,
     pub log: LogSettings,
 }
 
@@ -165,6 +166,14 @@ pub struct EndpointSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Notifications verified or waiting for their commit at once; more are answered `fail`
+    /// straight away (Alipay resends). 0: no limit.
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
 }
@@ -221,7 +230,7 @@ pub(crate) enum Kind {
 }
 
 /// Every environment variable, the setting it sets, and how its value is read.
-pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 31] = [
+pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 32] = [
     ("DATABASE_URL", "database.url", Kind::Text),
     (
         "DATABASE_MAX_CONNECTIONS",
@@ -300,6 +309,7 @@ pub(crate) const ENVIRONMENT: [(&str, &str, Kind); 31] = [
     ),
     ("WEBHOOK_URL", "webhooks.url", Kind::Text),
     ("WEBHOOK_SECRET", "webhooks.secret", Kind::Text),
+    ("NOTIFY_MAX_IN_FLIGHT", "notify.max_in_flight", Kind::Parsed),
     ("LOG_FORMAT", "log.format", Kind::Text),
 ];
 
@@ -663,6 +673,7 @@ mod tests {
             assert_eq!(settings.database.max_connections, 7);
             assert_eq!(settings.http.max_connections, 7);
             assert_eq!(settings.http.shutdown_drain_seconds, 7);
+            assert_eq!(settings.notify.max_in_flight, 7);
             assert_eq!(settings.alipay.seller_id.as_deref(), Some("0123"));
             assert_eq!(settings.alipay.app_id.as_deref(), Some("0123"));
             assert_eq!(settings.log.format, LogFormat::Json);

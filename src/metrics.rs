@@ -17,7 +17,7 @@ use crate::alipay::Alipay;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
-    /// applied, duplicate, ignored, rejected or anomaly.
+    /// applied, duplicate, ignored, rejected, anomaly, error or shed (refused under overload).
     verdict: &'static str,
     /// Why it was rejected or anomalous; empty otherwise.
     reason: &'static str,
@@ -56,6 +56,7 @@ pub struct Metrics {
     registry: Registry,
     notifications: Family<VerdictLabels, Counter>,
     notify_seconds: Histogram,
+    notify_in_flight: Gauge,
     transitions: Family<TransitionLabels, Counter>,
     reconcile_runs: Counter,
     reconcile_last_run: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -84,6 +85,12 @@ impl Default for Metrics {
             "notify_duration_seconds",
             "Time to answer a notification",
             notify_seconds.clone(),
+        );
+        let notify_in_flight = Gauge::default();
+        registry.register(
+            "notifications_in_flight",
+            "Notifications being verified or waiting for their commit now (see NOTIFY_MAX_IN_FLIGHT)",
+            notify_in_flight.clone(),
         );
         let transitions = Family::default();
         registry.register(
@@ -160,6 +167,7 @@ impl Default for Metrics {
             connections_closed,
             notifications,
             notify_seconds,
+            notify_in_flight,
             transitions,
             reconcile_runs,
             reconcile_last_run,
@@ -176,6 +184,11 @@ impl Metrics {
             .get_or_create(&VerdictLabels { verdict, reason })
             .inc();
         self.notify_seconds.observe(seconds);
+    }
+
+    /// The gauge of notifications in flight, which load shedding counts on.
+    pub(crate) fn notify_in_flight(&self) -> Gauge {
+        self.notify_in_flight.clone()
     }
 
     pub(crate) fn transition(&self, source: &'static str, to: &'static str) {

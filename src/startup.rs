@@ -12,6 +12,7 @@ use crate::alipay::gateway::{GatewayClient, RetryPolicy};
 use crate::config::Settings;
 use crate::http::console::auth::Operators;
 use crate::http::console::Console;
+use crate::http::notify;
 use crate::http::server::{self, Limits};
 use crate::http::{self, AppState, Checkout};
 use crate::metrics::Metrics;
@@ -66,17 +67,22 @@ impl Application {
         if api_token.is_none() {
             tracing::warn!("API_TOKEN is not set: the JSON API answers 401 to every call");
         }
+        let metrics = Arc::new({
+            let mut metrics = Metrics::default();
+            metrics.watch_certificates(alipay.clone());
+            metrics
+        });
         let state = AppState {
             store,
             alipay: alipay.clone(),
             api_token: api_token as Option<Arc<SecretString>>,
             checkout,
             gateway: Arc::new(GatewayClient::new(RetryPolicy::default())),
-            metrics: Arc::new({
-                let mut metrics = Metrics::default();
-                metrics.watch_certificates(alipay);
-                metrics
-            }),
+            notify_admission: Arc::new(notify::Admission::new(
+                settings.notify.max_in_flight,
+                metrics.notify_in_flight(),
+            )),
+            metrics,
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
             webhook_endpoints: Arc::new(endpoints.iter().map(|e| e.name.clone()).collect()),
             console: match Operators::from_settings(&settings.console)? {

@@ -6,7 +6,7 @@ pub mod console;
 mod error;
 mod events;
 mod health;
-mod notify;
+pub mod notify;
 mod pages;
 mod paylink;
 pub mod server;
@@ -48,6 +48,8 @@ pub struct AppState {
     /// For gateway API calls (refunds).
     pub gateway: Arc<GatewayClient>,
     pub metrics: Arc<Metrics>,
+    /// Load shedding on the notify route.
+    pub notify_admission: Arc<notify::Admission>,
     /// A request not answered by then, e.g. from a client too slow to send its body, gets 408.
     pub request_timeout: Duration,
     /// The configured webhook endpoints' names (a redelivery goes to each).

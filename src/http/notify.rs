@@ -1,13 +1,15 @@
 //! `POST /alipay/notify`: Alipay's asynchronous notifications. Answers `text/plain` `success`
 //! only once the effect is committed; anything else makes Alipay resend.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError};
+use prometheus_client::metrics::gauge::Gauge;
 use time::OffsetDateTime;
 
 use super::{AppState, BODY_LIMIT};
@@ -62,6 +64,8 @@ enum Refusal {
     Timeout,
     #[error("method {0} is not POST")]
     Method(Method),
+    #[error("{0} notifications in flight already")]
+    Overloaded(usize),
     #[error(transparent)]
     Notify(#[from] NotifyError),
 }
@@ -74,6 +78,7 @@ impl Refusal {
             Self::BodyUnreadable(_) => "body_unreadable",
             Self::Timeout => "timeout",
             Self::Method(_) => "method",
+            Self::Overloaded(_) => "overloaded",
             Self::Notify(error) => error.reason(),
         }
     }
@@ -121,6 +126,9 @@ async fn process(
         Ok(Err(error)) => return Err(Refusal::BodyUnreadable(axum::Error::new(error))),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
+    // After the body is read, so the connection stays fit for its next request; before any
+    // work on it, so a refusal costs next to nothing.
+    let _admitted = state.notify_admission.enter()?;
     let received_at = OffsetDateTime::now_utc();
     let handled = notify::handle(&state.alipay, state.store.as_ref(), &body, received_at);
     // Dropping the work at the deadline is safe: what was committed stays committed, and
@@ -178,6 +186,11 @@ fn refused(state: &AppState, refusal: &Refusal, seconds: f64) -> StatusCode {
         Refusal::Notify(NotifyError::Malformed(_) | NotifyError::Rejected(_)) => {
             ("rejected", StatusCode::BAD_REQUEST)
         }
+        Refusal::Overloaded(_) => {
+            // Counted, and logged now and then by `Admission`: a line each would add to the load.
+            state.metrics.notification("shed", reason, seconds);
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         Refusal::Timeout => {
             tracing::warn!(reason, "notify not answered in time; Alipay will resend");
             state.metrics.notification("error", reason, seconds);
@@ -206,4 +219,74 @@ fn refused(state: &AppState, refusal: &Refusal, seconds: f64) -> StatusCode {
     tracing::warn!(reason, error = %Report(refusal), "notify rejected");
     state.metrics.notification(verdict, reason, seconds);
     status
+}
+
+/// Load shedding. Past capacity, a notification that waits for a commit behind hundreds of
+/// others gains nothing: its wait grows until Alipay's client (or ours) gives up, and memory
+/// grows with it. Above `limit` in flight, a notification is answered `fail` before any work is
+/// done on it; Alipay resends it (after 4 minutes, then 10, …, over 25 hours), and the ones let in
+/// are committed at full speed.
+pub struct Admission {
+    /// 0: no limit.
+    limit: usize,
+    in_flight: Gauge,
+    started: Instant,
+    /// Milliseconds from `started` of the last warning, and refusals since.
+    warned_at: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// Warn at most this often while shedding.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl Admission {
+    pub fn new(limit: usize, in_flight: Gauge) -> Self {
+        Self {
+            limit,
+            in_flight,
+            started: Instant::now(),
+            warned_at: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a notification in until the returned guard is dropped, or refuses it.
+    fn enter(&self) -> Result<Admitted<'_>, Refusal> {
+        let before = usize::try_from(self.in_flight.inc()).unwrap_or(0);
+        let admitted = Admitted(&self.in_flight);
+        if self.limit == 0 || before < self.limit {
+            return Ok(admitted);
+        }
+        drop(admitted);
+        self.note_refusal();
+        Err(Refusal::Overloaded(self.limit))
+    }
+
+    fn note_refusal(&self) {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.warned_at.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        if due
+            && self
+                .warned_at
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.refused.fetch_sub(refused, Ordering::Relaxed);
+            tracing::warn!(
+                max_in_flight = self.limit,
+                refused,
+                "overloaded: answering notifications `fail` at once (Alipay resends them)"
+            );
+        }
+    }
+}
+
+struct Admitted<'a>(&'a Gauge);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }

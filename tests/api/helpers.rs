@@ -271,6 +271,23 @@ impl TestApp {
             .map_or(0, |count| count.parse().unwrap())
     }
 
+    /// Waits (up to 10 s) until a line of `/metrics` reads exactly `line`.
+    pub async fn wait_for_metric(&self, line: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let metrics = self.client.get(self.url("/metrics")).send().await.unwrap();
+            let metrics = metrics.text().await.unwrap();
+            if metrics.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {line:?} in /metrics:\n{metrics}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Verdicts of the audit rows for an order, oldest first.
     pub async fn verdicts(&self, out_trade_no: &str) -> Vec<String> {
         let log = self.store.audit_log(out_trade_no).await.unwrap();

@@ -17,6 +17,7 @@ on_both_databases!(
     gbk_notification_verifies_over_gbk_bytes,
     database_failure_answers_fail_and_writes_nothing,
     audit_keeps_each_body_byte_for_byte_when_batched,
+    past_the_in_flight_limit_a_notification_is_answered_fail_at_once,
 );
 
 async fn genuine_notify_marks_pending_order_paid(db: Db) {
@@ -345,6 +346,92 @@ async fn audit_keeps_each_body_byte_for_byte_when_batched(db: Db) {
             .expect("a notified order");
         assert_eq!(raw, bodies[at].as_bytes(), "raw body of {no}");
         assert_eq!(app.order(no).await.status, OrderStatus::Paid);
+    }
+}
+
+/// Load shedding: with writes held up, the notifications in flight wait for their commit, and one
+/// more is answered `fail` straight away and leaves no trace; Alipay's resend is then applied.
+async fn past_the_in_flight_limit_a_notification_is_answered_fail_at_once(db: Db) {
+    let app = std::sync::Arc::new(spawn_with(db, |s| s.notify.max_in_flight = 2).await);
+    for no in ["T3001", "T3002", "T3003"] {
+        app.pending_order(no, "5.00").await;
+    }
+    let held = WritesHeld::hold(&app).await;
+    let waiting: Vec<_> = ["T3001", "T3002"]
+        .into_iter()
+        .map(|no| {
+            let app = app.clone();
+            tokio::spawn(async move { app.notify(genuine(&trade_success(no, "5.00"))).await })
+        })
+        .collect();
+    app.wait_for_metric("alipay_notify_notifications_in_flight 2")
+        .await;
+
+    let started = std::time::Instant::now();
+    let (status, reply) = app.notify(genuine(&trade_success("T3003", "5.00"))).await;
+
+    assert_eq!((status, reply.as_str()), (503, "fail"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(app.counted("shed", "overloaded").await, 1);
+    assert!(
+        app.verdicts("T3003").await.is_empty(),
+        "a shed notification leaves no trace"
+    );
+    held.release().await;
+    for reply in futures::future::join_all(waiting).await {
+        assert_eq!(reply.unwrap(), (200, "success".to_owned()));
+    }
+    // Alipay's resend.
+    let (status, reply) = app.notify(genuine(&trade_success("T3003", "5.00"))).await;
+    assert_eq!((status, reply.as_str()), (200, "success"));
+    for no in ["T3001", "T3002", "T3003"] {
+        assert_eq!(app.order(no).await.status, OrderStatus::Paid, "{no}");
+    }
+    app.wait_for_metric("alipay_notify_notifications_in_flight 0")
+        .await;
+}
+
+/// Another connection holding the database's write lock (SQLite) or an exclusive lock on the
+/// orders (Postgres), so that the service's writes wait.
+enum WritesHeld {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WritesHeld {
+    async fn hold(app: &TestApp) -> Self {
+        use sqlx::Connection;
+        if app.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query("begin immediate")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Self::Sqlite(conn)
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query("begin").execute(&mut conn).await.unwrap();
+            sqlx::query("lock table payment_order in exclusive mode")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Self::Postgres(conn)
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Self::Sqlite(mut conn) => {
+                sqlx::query("rollback").execute(&mut conn).await.unwrap();
+            }
+            Self::Postgres(mut conn) => {
+                sqlx::query("rollback").execute(&mut conn).await.unwrap();
+            }
+        }
     }
 }
 
