@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// throughput and the delay from commit to arrival.
     #[arg(long, conflicts_with = "target")]
     webhooks: bool,
+    /// `RUST_LOG` for the service started here (any EnvFilter string, e.g. `warn`). Default:
+    /// unset, so the service logs with its production filter (every notification at `info`).
+    #[arg(long, conflicts_with = "target")]
+    log_level: Option<String>,
 }
 
 /// The orders of one run, numbered under a random run id so runs never collide.
@@ -166,6 +170,14 @@ impl BenchArgs {
         } else {
             ExitCode::FAILURE
         })
+    }
+
+    /// The service's log filter as the report names it.
+    fn log_filter(&self) -> String {
+        match &self.log_level {
+            Some(filter) => format!("RUST_LOG={filter}"),
+            None => "production default (RUST_LOG unset)".into(),
+        }
     }
 
     fn merchant(&self) -> Merchant {
@@ -258,6 +270,7 @@ impl BenchArgs {
             presign_seconds,
             peak_rss_kib,
             service_log_lines: Some(log_lines),
+            service_log_filter: Some(self.log_filter()),
             load_average,
             fsync_ms,
             service_cpu_seconds: service::cpu_used(cpu_before.0, cpu_after.0),
@@ -290,6 +303,7 @@ impl BenchArgs {
             log_dir,
             binary: &self.service_binary()?,
             webhook: receiver.map(|r| (r.url.as_str(), r.secret.as_str())),
+            log_level: self.log_level.as_deref(),
         })?;
         service.wait_ready(client, Duration::from_secs(60)).await?;
         Ok(service)
@@ -334,6 +348,7 @@ impl BenchArgs {
             presign_seconds,
             peak_rss_kib: None,
             service_log_lines: None,
+            service_log_filter: None,
             load_average,
             fsync_ms: None,
             service_cpu_seconds: None,

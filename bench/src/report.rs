@@ -27,8 +27,11 @@ pub struct Report {
     pub failures: BTreeMap<String, u64>,
     /// `VmHWM` of the service process; absent against a target.
     pub service_peak_rss_mib: Option<f64>,
-    /// Lines the service logged at `RUST_LOG=warn`; absent against a target.
+    /// Lines the service logged, with `service_log_filter`; absent against a target.
     pub service_log_lines: Option<usize>,
+    /// The service's `RUST_LOG` (`--log-level`), or its production default; absent against a
+    /// target.
+    pub service_log_filter: Option<String>,
     /// Absent when the database was not checked (a target without --database).
     pub database_checks: Option<Vec<Check>>,
     /// The machine's 1-minute load average when the load began: other work skews the figures.
@@ -107,6 +110,7 @@ pub struct Run {
     pub presign_seconds: f64,
     pub peak_rss_kib: Option<u64>,
     pub service_log_lines: Option<usize>,
+    pub service_log_filter: Option<String>,
     pub load_average: Option<f64>,
     pub fsync_ms: Option<f64>,
     pub service_cpu_seconds: Option<f64>,
@@ -145,6 +149,7 @@ impl Report {
             failures: load.failures.clone(),
             service_peak_rss_mib: run.peak_rss_kib.map(|kib| kib as f64 / 1024.0),
             service_log_lines: run.service_log_lines,
+            service_log_filter: run.service_log_filter,
             load_average: run.load_average,
             disk_fsync_ms: run.fsync_ms,
             service_cpu_us_per_request: cpu_us_each(run.service_cpu_seconds, requests),
@@ -198,7 +203,8 @@ impl Report {
             out.push(row("notifications per commit", format!("{n:.1}")));
         }
         if let Some(lines) = self.service_log_lines {
-            out.push(row("service log lines", lines.to_string()));
+            let filter = self.service_log_filter.as_deref().unwrap_or("?");
+            out.push(row("service log lines", format!("{lines} ({filter})")));
         }
         if let Some(load) = self.load_average {
             out.push(row("machine load average", format!("{load:.2} (at start)")));
