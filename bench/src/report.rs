@@ -260,7 +260,9 @@ impl Report {
                     let mark = if check.passed() { "ok " } else { "BAD" };
                     out.push(format!(
                         "    {mark} {:<30} {:>8} (expected {})",
-                        check.what, check.actual, check.expected
+                        check.what,
+                        check.actual,
+                        check.expectation()
                     ));
                 }
             }
