@@ -9,6 +9,8 @@ mod database;
 mod disk;
 mod load;
 pub mod notifications;
+#[allow(dead_code)] // wired to --rate in the next commit
+mod open_loop;
 mod receiver;
 mod report;
 mod service;
