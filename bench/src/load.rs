@@ -13,6 +13,10 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use indicatif::ProgressBar;
 
+use crate::open_loop::figures::{self, OpenLoop};
+use crate::open_loop::schedule::Schedule;
+use crate::open_loop::{Outcome, Reply};
+
 /// How long one request may take before it counts as a failure.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -24,6 +28,33 @@ pub struct LoadResult {
     pub success: u64,
     /// Replies other than `200 success`, by `status body` (or the transport error), with counts.
     pub failures: BTreeMap<String, u64>,
+}
+
+/// What a load measured, in either loop.
+pub struct Measured {
+    pub load: LoadResult,
+    /// Open loop only.
+    pub open_loop: Option<OpenLoop>,
+    /// Open loop only: whether each request, in sending order, was answered `success`.
+    pub answered: Option<Vec<bool>>,
+}
+
+impl Measured {
+    pub fn closed(load: LoadResult) -> Self {
+        Self {
+            load,
+            open_loop: None,
+            answered: None,
+        }
+    }
+
+    pub fn open(schedule: &Schedule, outcomes: &[Outcome]) -> Self {
+        Self {
+            load: figures::summary(outcomes),
+            open_loop: Some(OpenLoop::new(schedule, outcomes)),
+            answered: Some(outcomes.iter().map(|o| o.reply == Reply::Success).collect()),
+        }
+    }
 }
 
 impl LoadResult {

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::{Reader, Scope};
+use crate::load::LoadResult;
+use crate::plan::Plan;
 
 /// One expectation about the database after the run.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +76,25 @@ const ANOMALIES: &str =
     "select count(*) from notification where out_trade_no like $1 and verdict = 'anomaly'";
 const APPLIED: &str =
     "select count(*) from notification where out_trade_no like $1 and verdict = 'applied'";
+
+/// The strict check when every request was answered `success`; otherwise, given the orders
+/// answered `success` (open loop), what those replies promised. A closed loop that did not get
+/// `success` everywhere keeps the strict check, and fails it.
+pub async fn check_run(
+    url: &str,
+    scope: &Scope,
+    plan: &Plan,
+    load: &LoadResult,
+    answered: Option<HashSet<String>>,
+) -> anyhow::Result<Vec<Check>> {
+    let (requests, success) = (load.requests() as i64, load.success as i64);
+    match answered {
+        Some(answered) if success < requests => {
+            check_answered(url, scope, &answered, requests, success).await
+        }
+        _ => check(url, scope, plan.sent.len() as i64, requests).await,
+    }
+}
 
 /// What the database must hold when every request was answered `success`: every sent order paid
 /// exactly once (one `applied` audit row each), nothing else paid, one audit row per request,

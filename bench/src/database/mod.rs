@@ -3,7 +3,7 @@
 
 mod check;
 
-pub use check::{check, check_answered, rows_per_commit, Check};
+pub use check::{check_run, rows_per_commit, Check};
 
 use std::path::PathBuf;
 

@@ -10,6 +10,7 @@ pub mod figures;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
