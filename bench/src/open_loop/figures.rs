@@ -167,17 +167,26 @@ impl OpenLoop {
             "s", "sent", "success", "503", "other", "errors", "p50 ms", "p99 ms"
         ));
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
-        for s in &self.timeline {
+        // A stretch of silent seconds (a stalled service) is one line, not one per second.
+        for quiet in self.timeline.chunk_by(|a, b| a.is_quiet() && b.is_quiet()) {
+            let (first, last) = (&quiet[0], &quiet[quiet.len() - 1]);
+            if quiet.len() > 1 {
+                out.push(format!(
+                    "    {:>4} to {}: nothing sent, nothing answered",
+                    first.second, last.second
+                ));
+                continue;
+            }
             out.push(format!(
                 "    {:>4} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}",
-                s.second,
-                s.sent,
-                s.success,
-                s.status_503,
-                s.other_non_success,
-                s.errors,
-                ms(s.success_p50_ms),
-                ms(s.success_p99_ms)
+                first.second,
+                first.sent,
+                first.success,
+                first.status_503,
+                first.other_non_success,
+                first.errors,
+                ms(first.success_p50_ms),
+                ms(first.success_p99_ms)
             ));
         }
         out
@@ -354,5 +363,22 @@ mod tests {
         assert!(summary
             .failures
             .contains_key("transport: exchange: connection reset"));
+    }
+
+    #[test]
+    fn silent_seconds_are_one_line_of_the_table() {
+        let schedule = Schedule::new(vec![Phase::new(1.0, 2.0).unwrap()]);
+        let outcomes = [
+            outcome(0, 10, Reply::Success),
+            outcome(1_000, 5_500, Reply::Success),
+        ];
+
+        let lines = OpenLoop::new(&schedule, &outcomes).lines();
+
+        assert!(lines
+            .iter()
+            .any(|l| l.trim() == "2 to 4: nothing sent, nothing answered"));
+        let last = lines.last().unwrap().split_whitespace().collect::<Vec<_>>();
+        assert_eq!(last[..3], ["5", "0", "1"], "{lines:#?}");
     }
 }

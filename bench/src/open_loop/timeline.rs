@@ -22,6 +22,13 @@ pub struct Second {
     pub success_p99_ms: Option<f64>,
 }
 
+impl Second {
+    /// Nothing went out and nothing came back.
+    pub fn is_quiet(&self) -> bool {
+        self.sent + self.success + self.status_503 + self.other_non_success + self.errors == 0
+    }
+}
+
 pub fn timeline(outcomes: &[Outcome]) -> Vec<Second> {
     let last = outcomes.iter().map(|o| o.done.as_secs()).max().unwrap_or(0);
     let mut seconds: Vec<(Second, Vec<Duration>)> = (0..=last)
