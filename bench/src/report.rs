@@ -334,3 +334,68 @@ pub fn load_average() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     text.split_whitespace().next()?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::load::new_histogram;
+    use crate::open_loop::schedule::{Phase, Schedule};
+
+    fn run() -> Run {
+        Run {
+            against: "test".into(),
+            orders: 3,
+            duplicates: 0,
+            concurrency: 1,
+            presign_seconds: 0.0,
+            peak_rss_kib: None,
+            service_log_lines: None,
+            service_log_filter: None,
+            load_average: None,
+            fsync_ms: None,
+            service_cpu_seconds: None,
+            bench_cpu_seconds: None,
+            rows_per_commit: None,
+            orders_api: None,
+            webhooks: None,
+        }
+    }
+
+    /// One `success` and two other replies, as `failure`.
+    fn load(failure: &str) -> LoadResult {
+        LoadResult {
+            latency: new_histogram(),
+            elapsed: Duration::from_secs(1),
+            success: 1,
+            failures: BTreeMap::from([(failure.to_owned(), 2)]),
+        }
+    }
+
+    fn open_loop() -> Option<OpenLoop> {
+        let schedule = Schedule::new(vec![Phase::new(3.0, 1.0).unwrap()]);
+        Some(OpenLoop::new(&schedule, &[]))
+    }
+
+    #[test]
+    fn an_open_loop_passes_with_load_shed_as_503_fail() {
+        let report = Report::new(run(), &load("503 fail"), open_loop(), None);
+        assert!(report.passed);
+    }
+
+    #[test]
+    fn an_open_loop_fails_on_timeouts_and_other_replies() {
+        for failure in ["transport: timeout (30 s) awaiting the reply", "500 fail"] {
+            let report = Report::new(run(), &load(failure), open_loop(), None);
+            assert!(!report.passed, "{failure}");
+        }
+    }
+
+    #[test]
+    fn a_closed_loop_fails_on_any_refusal() {
+        let report = Report::new(run(), &load("503 fail"), None, None);
+        assert!(!report.passed);
+    }
+}
