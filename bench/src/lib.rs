@@ -3,17 +3,23 @@
 //! notifications (with byte-identical repeats shuffled in) over keep-alive connections, and
 //! reports throughput, latency and the service's peak memory; then checks that every order was
 //! paid exactly once. `--target` runs the same load against a deployment that is already up.
+//! By default a closed loop (each connection sends its next request when a reply comes back);
+//! `--rate` offers a fixed rate instead (`open_loop`), to see queueing and overload, and where
+//! not every notification was answered `success` checks what the `success` replies promised.
 
 pub mod console_list;
 mod database;
 mod disk;
 mod load;
 pub mod notifications;
+mod open_loop;
+mod plan;
 mod receiver;
 mod report;
 mod service;
 mod target;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,9 +30,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
 use alipay_notify::alipay::keys::PrivateKey;
-use alipay_notify::money::Amount;
-use database::{FreshDatabase, Scope};
-use notifications::{Merchant, PaidOrder, SUBJECT};
+use database::FreshDatabase;
+use load::Measured;
+use notifications::{Merchant, SUBJECT};
+use open_loop::schedule::{Phase, Schedule};
+use plan::{Plan, Requests};
 use report::{OrdersApi, Report, Run};
 use service::{Service, ServiceConfig};
 
@@ -38,10 +46,25 @@ pub struct BenchArgs {
     /// Orders to pay, one notification each.
     #[arg(long, default_value_t = 10_000)]
     orders: usize,
-    /// Requests in flight at once, each on its own keep-alive connection.
+    /// Requests in flight at once, each on its own keep-alive connection. With --rate: the most
+    /// connections opened (a request finding none free waits, and the wait is latency).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Byte-identical repeats to shuffle in, as a fraction of --orders (Alipay resends).
+    /// Open loop: offer this many requests per second for --duration, each sent at its intended
+    /// time whether or not earlier replies came back; latency runs from that intended time.
+    #[arg(long, requires = "duration", conflicts_with = "smoke")]
+    rate: Option<f64>,
+    /// Seconds to offer --rate for; the requests are rate × duration, --duplicates of them repeats.
+    #[arg(long, requires = "rate", conflicts_with = "orders")]
+    duration: Option<f64>,
+    /// A second phase straight after the first (e.g. under capacity after an overload, to see
+    /// recovery); the schedule runs on without a gap.
+    #[arg(long, requires_all = ["rate", "then_duration"])]
+    then_rate: Option<f64>,
+    /// Seconds of the second phase.
+    #[arg(long, requires = "then_rate")]
+    then_duration: Option<f64>,
+    /// Byte-identical repeats to shuffle in, as a fraction of the orders (Alipay resends).
     #[arg(long, default_value_t = 0.2)]
     duplicates: f64,
     /// `postgres://…` (a new database on that server, dropped afterwards) or `sqlite:PATH` (a new
@@ -77,56 +100,10 @@ pub struct BenchArgs {
     /// throughput and the delay from commit to arrival.
     #[arg(long, conflicts_with = "target")]
     webhooks: bool,
-}
-
-/// The orders of one run, numbered under a random run id so runs never collide.
-struct Plan {
-    sent: Vec<PaidOrder>,
-    /// Seeded, never notified: they must stay pending.
-    controls: Vec<PaidOrder>,
-    duplicates: usize,
-    run_id: String,
-}
-
-impl Plan {
-    fn new(orders: usize, duplicates: f64) -> anyhow::Result<Self> {
-        anyhow::ensure!(orders > 0, "--orders must be at least 1");
-        anyhow::ensure!(
-            duplicates.is_finite() && (0.0..=10.0).contains(&duplicates),
-            "--duplicates must be a fraction between 0 and 10"
-        );
-        let run_id = format!("{:08x}", fastrand::u32(..));
-        let order = |kind: char, i: usize| PaidOrder {
-            out_trade_no: format!("BENCH{run_id}{kind}{i:07}"),
-            amount: Amount::from_fen(100 + (i as i64 * 37) % 99_900).expect("in range"),
-        };
-        Ok(Self {
-            sent: (0..orders).map(|i| order('N', i)).collect(),
-            controls: (0..(orders / 100).clamp(3, 100))
-                .map(|i| order('C', i))
-                .collect(),
-            duplicates: (orders as f64 * duplicates).round() as usize,
-            run_id,
-        })
-    }
-
-    fn all_orders(&self) -> Vec<PaidOrder> {
-        self.sent.iter().chain(&self.controls).cloned().collect()
-    }
-
-    fn requests(&self) -> usize {
-        self.sent.len() + self.duplicates
-    }
-
-    /// `fresh`: the database holds nothing but this run, so "nothing else paid" covers it all.
-    fn scope(&self, fresh: bool) -> Scope {
-        let run = format!("BENCH{}", self.run_id);
-        Scope {
-            sent: format!("{run}N%"),
-            controls: format!("{run}C%"),
-            all: if fresh { "%".into() } else { format!("{run}%") },
-        }
-    }
+    /// `RUST_LOG` for the service started here (any EnvFilter string, e.g. `warn`). Default:
+    /// unset, so the service logs with its production filter (every notification at `info`).
+    #[arg(long, conflicts_with = "target")]
+    log_level: Option<String>,
 }
 
 impl BenchArgs {
@@ -146,12 +123,11 @@ impl BenchArgs {
     }
 
     pub async fn run(self) -> anyhow::Result<ExitCode> {
-        let orders = if self.smoke {
-            SMOKE_ORDERS
-        } else {
-            self.orders
+        let plan = match self.schedule()? {
+            Some(schedule) => Plan::open_loop(schedule, self.duplicates)?,
+            None if self.smoke => Plan::new(SMOKE_ORDERS, self.duplicates)?,
+            None => Plan::new(self.orders, self.duplicates)?,
         };
-        let plan = Plan::new(orders, self.duplicates)?;
         let report = match &self.target {
             None => self.run_local(&plan).await?,
             Some(target) => self.run_against(target, &plan).await?,
@@ -166,6 +142,26 @@ impl BenchArgs {
         } else {
             ExitCode::FAILURE
         })
+    }
+
+    /// The open loop's phases, with --rate.
+    fn schedule(&self) -> anyhow::Result<Option<Schedule>> {
+        let (Some(rate), Some(seconds)) = (self.rate, self.duration) else {
+            return Ok(None);
+        };
+        let mut phases = vec![Phase::new(rate, seconds)?];
+        if let (Some(rate), Some(seconds)) = (self.then_rate, self.then_duration) {
+            phases.push(Phase::new(rate, seconds)?);
+        }
+        Ok(Some(Schedule::new(phases)))
+    }
+
+    /// The service's log filter as the report names it.
+    fn log_filter(&self) -> String {
+        match &self.log_level {
+            Some(filter) => format!("RUST_LOG={filter}"),
+            None => "production default (RUST_LOG unset)".into(),
+        }
     }
 
     fn merchant(&self) -> Merchant {
@@ -187,7 +183,7 @@ impl BenchArgs {
 
     async fn run_local_on(&self, database: &FreshDatabase, plan: &Plan) -> anyhow::Result<Report> {
         let alipay_key = Arc::new(PrivateKey::generate());
-        let (bodies, presign_seconds) = self.presign(plan, &alipay_key).await?;
+        let (requests, presign_seconds) = self.presign(plan, &alipay_key).await?;
 
         let log_dir = tempfile::tempdir()?;
         let client = load::client(self.concurrency)?;
@@ -221,18 +217,20 @@ impl BenchArgs {
             service.cpu_seconds(),
             service::cpu_seconds("/proc/self/stat"),
         );
-        let load = self.load(&client, notify_url.as_str(), bodies).await;
+        let measured = self
+            .load(&client, notify_url.as_str(), &requests, plan)
+            .await;
         let cpu_after = (
             service.cpu_seconds(),
             service::cpu_seconds("/proc/self/stat"),
         );
 
+        let load = &measured.load;
+        let answered = requests.answered(plan, measured.answered.as_deref());
+        // Orders never answered `success` may be paid too, so with refusals this waits for fewer.
+        let events = answered.as_ref().map_or(plan.sent.len(), HashSet::len);
         let webhooks = match &receiver {
-            Some(receiver) => Some(
-                receiver
-                    .report(plan.sent.len(), Duration::from_secs(120))
-                    .await,
-            ),
+            Some(receiver) => Some(receiver.report(events, Duration::from_secs(120)).await),
             None => None,
         };
         let peak_rss_kib = service.peak_rss_kib();
@@ -242,13 +240,8 @@ impl BenchArgs {
             eprintln!("service log (last lines):\n{}", service.log_tail(10));
         }
         service.stop(Duration::from_secs(10)).await?;
-        let checks = database::check(
-            &database.url,
-            &plan.scope(true),
-            plan.sent.len() as i64,
-            load.requests() as i64,
-        )
-        .await?;
+        let checks =
+            database::check_run(&database.url, &plan.scope(true), plan, load, answered).await?;
         let rows_per_commit = database::rows_per_commit(&database.url, &plan.scope(true)).await?;
         let run = Run {
             against: database.kind.clone(),
@@ -258,6 +251,7 @@ impl BenchArgs {
             presign_seconds,
             peak_rss_kib,
             service_log_lines: Some(log_lines),
+            service_log_filter: Some(self.log_filter()),
             load_average,
             fsync_ms,
             service_cpu_seconds: service::cpu_used(cpu_before.0, cpu_after.0),
@@ -266,7 +260,7 @@ impl BenchArgs {
             orders_api: Some(orders_api),
             webhooks,
         };
-        Ok(Report::new(run, &load, Some(checks)))
+        Ok(Report::new(run, load, measured.open_loop, Some(checks)))
     }
 
     /// `alipay-notify serve` on `database_url`, trusting `alipay_key`, once it is ready.
@@ -290,6 +284,7 @@ impl BenchArgs {
             log_dir,
             binary: &self.service_binary()?,
             webhook: receiver.map(|r| (r.url.as_str(), r.secret.as_str())),
+            log_level: self.log_level.as_deref(),
         })?;
         service.wait_ready(client, Duration::from_secs(60)).await?;
         Ok(service)
@@ -303,27 +298,25 @@ impl BenchArgs {
         let key_text = std::fs::read_to_string(key_file)
             .with_context(|| format!("reading {}", key_file.display()))?;
         let key = Arc::new(PrivateKey::parse(&key_text).context("--alipay-private-key")?);
-        let (bodies, presign_seconds) = self.presign(plan, &key).await?;
+        let (requests, presign_seconds) = self.presign(plan, &key).await?;
 
         let client = load::client(self.concurrency)?;
         let orders_api = self.create_orders(&client, target, token, plan).await?;
         let notify_url = target.join("alipay/notify")?;
         let load_average = report::load_average();
         let cpu_before = service::cpu_seconds("/proc/self/stat");
-        let load = self.load(&client, notify_url.as_str(), bodies).await;
+        let measured = self
+            .load(&client, notify_url.as_str(), &requests, plan)
+            .await;
         let bench_cpu_seconds =
             service::cpu_used(cpu_before, service::cpu_seconds("/proc/self/stat"));
 
+        let load = &measured.load;
+        let answered = requests.answered(plan, measured.answered.as_deref());
         let checks = match &self.database {
-            Some(url) => Some(
-                database::check(
-                    url,
-                    &plan.scope(false),
-                    plan.sent.len() as i64,
-                    load.requests() as i64,
-                )
-                .await?,
-            ),
+            Some(url) => {
+                Some(database::check_run(url, &plan.scope(false), plan, load, answered).await?)
+            }
             None => None,
         };
         let run = Run {
@@ -334,6 +327,7 @@ impl BenchArgs {
             presign_seconds,
             peak_rss_kib: None,
             service_log_lines: None,
+            service_log_filter: None,
             load_average,
             fsync_ms: None,
             service_cpu_seconds: None,
@@ -342,7 +336,7 @@ impl BenchArgs {
             orders_api: Some(orders_api),
             webhooks: None,
         };
-        Ok(Report::new(run, &load, checks))
+        Ok(Report::new(run, load, measured.open_loop, checks))
     }
 
     /// Every order of the plan through `POST /api/orders`, as a merchant's back end creates them
@@ -372,11 +366,7 @@ impl BenchArgs {
     }
 
     /// Signs every notification before the clock starts, and shuffles the repeats in.
-    async fn presign(
-        &self,
-        plan: &Plan,
-        key: &Arc<PrivateKey>,
-    ) -> anyhow::Result<(Arc<Vec<Arc<[u8]>>>, f64)> {
+    async fn presign(&self, plan: &Plan, key: &Arc<PrivateKey>) -> anyhow::Result<(Requests, f64)> {
         let started = Instant::now();
         let bar = self.bar(plan.sent.len(), "signing");
         let (merchant, orders, key, counter) =
@@ -386,21 +376,34 @@ impl BenchArgs {
         })
         .await?;
         bar.finish_and_clear();
-        let sent = notifications::with_duplicates(bodies, plan.duplicates);
-        debug_assert_eq!(sent.len(), plan.requests());
-        Ok((Arc::new(sent), started.elapsed().as_secs_f64()))
+        let requests = Requests::shuffled(bodies, plan.duplicates);
+        debug_assert_eq!(requests.bodies.len(), plan.requests());
+        Ok((requests, started.elapsed().as_secs_f64()))
     }
 
+    /// Sends every request: as fast as `concurrency` connections allow, or on the plan's schedule.
     async fn load(
         &self,
         client: &reqwest::Client,
         notify_url: &str,
-        bodies: Arc<Vec<Arc<[u8]>>>,
-    ) -> load::LoadResult {
+        requests: &Requests,
+        plan: &Plan,
+    ) -> Measured {
+        let bodies = requests.bodies.clone();
         let bar = self.bar(bodies.len(), "notify");
-        let result = load::send_all(client, notify_url, bodies, self.concurrency, &bar).await;
+        let measured = match &plan.schedule {
+            None => Measured::closed(
+                load::send_all(client, notify_url, bodies, self.concurrency, &bar).await,
+            ),
+            Some(schedule) => {
+                let outcomes =
+                    open_loop::run(client, notify_url, bodies, schedule, self.concurrency, &bar)
+                        .await;
+                Measured::open(schedule, &outcomes)
+            }
+        };
         bar.finish_and_clear();
-        result
+        measured
     }
 
     /// A progress bar on stderr; hidden with --json (and by indicatif when stderr is no terminal).

@@ -13,8 +13,12 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use indicatif::ProgressBar;
 
+use crate::open_loop::figures::{self, OpenLoop};
+use crate::open_loop::schedule::Schedule;
+use crate::open_loop::{Outcome, Reply};
+
 /// How long one request may take before it counts as a failure.
-const TIMEOUT: Duration = Duration::from_secs(30);
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What came back.
 pub struct LoadResult {
@@ -24,6 +28,33 @@ pub struct LoadResult {
     pub success: u64,
     /// Replies other than `200 success`, by `status body` (or the transport error), with counts.
     pub failures: BTreeMap<String, u64>,
+}
+
+/// What a load measured, in either loop.
+pub struct Measured {
+    pub load: LoadResult,
+    /// Open loop only.
+    pub open_loop: Option<OpenLoop>,
+    /// Open loop only: whether each request, in sending order, was answered `success`.
+    pub answered: Option<Vec<bool>>,
+}
+
+impl Measured {
+    pub fn closed(load: LoadResult) -> Self {
+        Self {
+            load,
+            open_loop: None,
+            answered: None,
+        }
+    }
+
+    pub fn open(schedule: &Schedule, outcomes: &[Outcome]) -> Self {
+        Self {
+            load: figures::summary(outcomes),
+            open_loop: Some(OpenLoop::new(schedule, outcomes)),
+            answered: Some(outcomes.iter().map(|o| o.reply == Reply::Success).collect()),
+        }
+    }
 }
 
 impl LoadResult {
@@ -97,19 +128,19 @@ pub async fn send_all(
     total
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub fn new_histogram() -> Histogram<u64> {
     // 1 µs to 10 min, three significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Where a plain `http://` URL points, taken apart once rather than per request.
-struct Plain {
+pub struct Plain {
     authority: String,
     path: String,
 }
 
 impl Plain {
-    fn of(url: &str) -> Option<Self> {
+    pub fn of(url: &str) -> Option<Self> {
         let uri: hyper::Uri = url.parse().ok()?;
         (uri.scheme_str() == Some("http")).then(|| Self {
             authority: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
@@ -188,35 +219,54 @@ impl Worker {
     ) -> anyhow::Result<(u16, String)> {
         let sender = match &mut self.connection {
             Some(sender) => sender,
-            None => {
-                let stream = tokio::net::TcpStream::connect(plain.authority.as_str()).await?;
-                stream.set_nodelay(true)?;
-                let (sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-                tokio::spawn(connection);
-                self.connection.insert(sender)
-            }
+            None => self.connection.insert(connect(plain).await?),
         };
-        sender.ready().await?;
-        let request = hyper::Request::post(plain.path.as_str())
-            .header(hyper::header::HOST, plain.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, FORM)
-            .body(Full::new(Bytes::copy_from_slice(body)))?;
-        let response = tokio::time::timeout(TIMEOUT, sender.send_request(request)).await??;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        tokio::time::timeout(TIMEOUT, post_form(sender, plain, body)).await?
     }
 
     async fn post(&self, body: Vec<u8>) -> Result<(u16, String), reqwest::Error> {
-        let response = self
-            .client
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, FORM)
-            .body(body)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        Ok((status, response.text().await?))
+        post_reqwest(&self.client, &self.url, body).await
     }
+}
+
+/// A new keep-alive HTTP/1.1 connection to `plain` (no Nagle), its driver spawned.
+pub async fn connect(plain: &Plain) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(plain.authority.as_str()).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// POSTs `body` as a form over `sender` and reads the whole reply: its status and text.
+pub async fn post_form(
+    sender: &mut SendRequest<Full<Bytes>>,
+    plain: &Plain,
+    body: &[u8],
+) -> anyhow::Result<(u16, String)> {
+    sender.ready().await?;
+    let request = hyper::Request::post(plain.path.as_str())
+        .header(hyper::header::HOST, plain.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, FORM)
+        .body(Full::new(Bytes::copy_from_slice(body)))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The same through reqwest, for `https://` targets.
+pub async fn post_reqwest(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> Result<(u16, String), reqwest::Error> {
+    let response = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, FORM)
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
 }

@@ -143,14 +143,14 @@ pub fn sign_all(
     })
 }
 
-/// The bodies in the order they are sent: each once, plus `duplicates` byte-identical repeats of
-/// randomly chosen ones, shuffled in (Alipay resends, sometimes concurrently).
-pub fn with_duplicates(bodies: Vec<Vec<u8>>, duplicates: usize) -> Vec<Arc<[u8]>> {
-    let originals: Vec<Arc<[u8]>> = bodies.into_iter().map(Arc::from).collect();
+/// The requests in the order they are sent: each once, plus `duplicates` repeats of randomly
+/// chosen ones, shuffled in (Alipay resends, sometimes concurrently). Given bodies (or bodies
+/// with their order's index), the repeats are byte-identical.
+pub fn with_duplicates<T: Clone>(items: Vec<T>, duplicates: usize) -> Vec<T> {
     let mut rng = fastrand::Rng::new();
-    let mut sent = originals.clone();
-    if !originals.is_empty() {
-        sent.extend((0..duplicates).map(|_| originals[rng.usize(..originals.len())].clone()));
+    let mut sent = items.clone();
+    if !items.is_empty() {
+        sent.extend((0..duplicates).map(|_| items[rng.usize(..items.len())].clone()));
     }
     rng.shuffle(&mut sent);
     sent

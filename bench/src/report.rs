@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::database::Check;
 use super::load::LoadResult;
+use super::open_loop::figures::OpenLoop;
 use super::receiver::WebhookReport;
 
 #[derive(Debug, Serialize)]
@@ -15,11 +16,15 @@ pub struct Report {
     pub orders: usize,
     pub duplicates: usize,
     pub requests: u64,
+    /// Closed loop: requests in flight at once; open loop: the most connections opened.
     pub concurrency: usize,
     /// Time to sign the notifications beforehand (not part of the load).
     pub presign_seconds: f64,
+    /// Open loop: from the first intended send to the last reply.
     pub elapsed_seconds: f64,
+    /// Requests over `elapsed_seconds` (open loop: see `open_loop` for rates sent and answered).
     pub requests_per_second: f64,
+    /// Every reply's latency; open loop: from its intended send time, whatever the reply.
     pub latency_ms: Latency,
     pub success: u64,
     pub non_success: u64,
@@ -27,8 +32,11 @@ pub struct Report {
     pub failures: BTreeMap<String, u64>,
     /// `VmHWM` of the service process; absent against a target.
     pub service_peak_rss_mib: Option<f64>,
-    /// Lines the service logged at `RUST_LOG=warn`; absent against a target.
+    /// Lines the service logged, with `service_log_filter`; absent against a target.
     pub service_log_lines: Option<usize>,
+    /// The service's `RUST_LOG` (`--log-level`), or its production default; absent against a
+    /// target.
+    pub service_log_filter: Option<String>,
     /// Absent when the database was not checked (a target without --database).
     pub database_checks: Option<Vec<Check>>,
     /// The machine's 1-minute load average when the load began: other work skews the figures.
@@ -39,6 +47,9 @@ pub struct Report {
     /// CPU time the service used during the load, per request, in µs (user + system); absent
     /// against a target.
     pub service_cpu_us_per_request: Option<f64>,
+    /// The same per `success` reply (refusals are cheap or free, so under overload this is the
+    /// cost of the useful work).
+    pub service_cpu_us_per_success: Option<f64>,
     /// The same for this process, the load generator, which shares the machine.
     pub load_generator_cpu_us_per_request: Option<f64>,
     /// Notifications committed per transaction (group commit); Postgres only.
@@ -47,6 +58,10 @@ pub struct Report {
     pub orders_api: Option<OrdersApi>,
     /// With --webhooks: what the local receiver got.
     pub webhooks: Option<WebhookReport>,
+    /// With --rate: the open loop's figures.
+    pub open_loop: Option<OpenLoop>,
+    /// The database checks passed, and every reply was `success` (open loop: `success` or
+    /// `503 fail`, the service shedding load); no transport error, no timeout.
     pub passed: bool,
 }
 
@@ -107,6 +122,7 @@ pub struct Run {
     pub presign_seconds: f64,
     pub peak_rss_kib: Option<u64>,
     pub service_log_lines: Option<usize>,
+    pub service_log_filter: Option<String>,
     pub load_average: Option<f64>,
     pub fsync_ms: Option<f64>,
     pub service_cpu_seconds: Option<f64>,
@@ -117,9 +133,15 @@ pub struct Run {
 }
 
 impl Report {
-    pub fn new(run: Run, load: &LoadResult, checks: Option<Vec<Check>>) -> Self {
+    pub fn new(
+        run: Run,
+        load: &LoadResult,
+        open_loop: Option<OpenLoop>,
+        checks: Option<Vec<Check>>,
+    ) -> Self {
         let requests = load.requests();
         let non_success = requests - load.success;
+        let shed_only = open_loop.is_some() && load.failures.keys().all(|k| k == "503 fail");
         let seconds = load.elapsed.as_secs_f64();
         let checks_pass = checks.as_ref().is_none_or(|c| c.iter().all(Check::passed));
         let webhooks_pass = run
@@ -145,51 +167,54 @@ impl Report {
             failures: load.failures.clone(),
             service_peak_rss_mib: run.peak_rss_kib.map(|kib| kib as f64 / 1024.0),
             service_log_lines: run.service_log_lines,
+            service_log_filter: run.service_log_filter,
             load_average: run.load_average,
             disk_fsync_ms: run.fsync_ms,
             service_cpu_us_per_request: cpu_us_each(run.service_cpu_seconds, requests),
+            service_cpu_us_per_success: cpu_us_each(run.service_cpu_seconds, load.success),
             load_generator_cpu_us_per_request: cpu_us_each(run.bench_cpu_seconds, requests),
             notifications_per_commit: run.rows_per_commit,
             orders_api: run.orders_api,
             webhooks: run.webhooks,
-            passed: non_success == 0 && requests > 0 && checks_pass && webhooks_pass,
+            open_loop,
+            passed: (non_success == 0 || shed_only) && requests > 0 && checks_pass && webhooks_pass,
             database_checks: checks,
         }
     }
 
     pub fn table(&self) -> String {
         let mut out = Vec::new();
-        out.push(format!("alipay-notify-bench against {}", self.against));
-        out.push(format!(
-            "  {} orders + {} duplicates = {} requests over {} connections",
-            self.orders, self.duplicates, self.requests, self.concurrency
-        ));
         let row = |name: &str, value: String| format!("  {name:<24} {value}");
-        out.push(row("elapsed", format!("{:.2} s", self.elapsed_seconds)));
-        out.push(row(
-            "throughput",
-            format!("{:.0} requests/s", self.requests_per_second),
-        ));
-        let l = &self.latency_ms;
-        for (name, value) in [
-            ("latency p50", l.p50),
-            ("latency p90", l.p90),
-            ("latency p99", l.p99),
-            ("latency p99.9", l.p99_9),
-            ("latency max", l.max),
-        ] {
-            out.push(row(name, format!("{value:.2} ms")));
-        }
-        out.push(row("success", self.success.to_string()));
-        out.push(row("non-success", self.non_success.to_string()));
-        for (what, count) in &self.failures {
-            out.push(format!("    {count:>8}  {what}"));
+        match &self.open_loop {
+            None => {
+                out.push(format!("alipay-notify-bench against {}", self.against));
+                out.push(format!(
+                    "  {} orders + {} duplicates = {} requests over {} connections",
+                    self.orders, self.duplicates, self.requests, self.concurrency
+                ));
+                out.extend(self.closed_loop_lines());
+            }
+            Some(open_loop) => {
+                out.push(format!(
+                    "alipay-notify-bench against {}, open loop",
+                    self.against
+                ));
+                out.push(format!(
+                    "  {} orders + {} duplicates = {} requests, at most {} connections",
+                    self.orders, self.duplicates, self.requests, self.concurrency
+                ));
+                out.push(row("elapsed", format!("{:.2} s", self.elapsed_seconds)));
+                out.extend(open_loop.lines());
+            }
         }
         if let Some(mib) = self.service_peak_rss_mib {
             out.push(row("service peak RSS", format!("{mib:.1} MiB")));
         }
         if let Some(us) = self.service_cpu_us_per_request {
             out.push(row("service CPU", format!("{us:.0} µs per request")));
+        }
+        if let (Some(us), true) = (self.service_cpu_us_per_success, self.non_success > 0) {
+            out.push(row("service CPU", format!("{us:.0} µs per success")));
         }
         if let Some(us) = self.load_generator_cpu_us_per_request {
             out.push(row("load generator CPU", format!("{us:.0} µs per request")));
@@ -198,7 +223,8 @@ impl Report {
             out.push(row("notifications per commit", format!("{n:.1}")));
         }
         if let Some(lines) = self.service_log_lines {
-            out.push(row("service log lines", lines.to_string()));
+            let filter = self.service_log_filter.as_deref().unwrap_or("?");
+            out.push(row("service log lines", format!("{lines} ({filter})")));
         }
         if let Some(load) = self.load_average {
             out.push(row("machine load average", format!("{load:.2} (at start)")));
@@ -254,7 +280,9 @@ impl Report {
                     let mark = if check.passed() { "ok " } else { "BAD" };
                     out.push(format!(
                         "    {mark} {:<30} {:>8} (expected {})",
-                        check.what, check.actual, check.expected
+                        check.what,
+                        check.actual,
+                        check.expectation()
                     ));
                 }
             }
@@ -264,6 +292,33 @@ impl Report {
             if self.passed { "PASS" } else { "FAIL" }.into(),
         ));
         out.join("\n")
+    }
+
+    /// Throughput, latency and replies of a closed-loop run.
+    fn closed_loop_lines(&self) -> Vec<String> {
+        let row = |name: &str, value: String| format!("  {name:<24} {value}");
+        let mut out = Vec::new();
+        out.push(row("elapsed", format!("{:.2} s", self.elapsed_seconds)));
+        out.push(row(
+            "throughput",
+            format!("{:.0} requests/s", self.requests_per_second),
+        ));
+        let l = &self.latency_ms;
+        for (name, value) in [
+            ("latency p50", l.p50),
+            ("latency p90", l.p90),
+            ("latency p99", l.p99),
+            ("latency p99.9", l.p99_9),
+            ("latency max", l.max),
+        ] {
+            out.push(row(name, format!("{value:.2} ms")));
+        }
+        out.push(row("success", self.success.to_string()));
+        out.push(row("non-success", self.non_success.to_string()));
+        for (what, count) in &self.failures {
+            out.push(format!("    {count:>8}  {what}"));
+        }
+        out
     }
 }
 
@@ -278,4 +333,69 @@ fn cpu_us_each(seconds: Option<f64>, count: u64) -> Option<f64> {
 pub fn load_average() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     text.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::load::new_histogram;
+    use crate::open_loop::schedule::{Phase, Schedule};
+
+    fn run() -> Run {
+        Run {
+            against: "test".into(),
+            orders: 3,
+            duplicates: 0,
+            concurrency: 1,
+            presign_seconds: 0.0,
+            peak_rss_kib: None,
+            service_log_lines: None,
+            service_log_filter: None,
+            load_average: None,
+            fsync_ms: None,
+            service_cpu_seconds: None,
+            bench_cpu_seconds: None,
+            rows_per_commit: None,
+            orders_api: None,
+            webhooks: None,
+        }
+    }
+
+    /// One `success` and two other replies, as `failure`.
+    fn load(failure: &str) -> LoadResult {
+        LoadResult {
+            latency: new_histogram(),
+            elapsed: Duration::from_secs(1),
+            success: 1,
+            failures: BTreeMap::from([(failure.to_owned(), 2)]),
+        }
+    }
+
+    fn open_loop() -> Option<OpenLoop> {
+        let schedule = Schedule::new(vec![Phase::new(3.0, 1.0).unwrap()]);
+        Some(OpenLoop::new(&schedule, &[]))
+    }
+
+    #[test]
+    fn an_open_loop_passes_with_load_shed_as_503_fail() {
+        let report = Report::new(run(), &load("503 fail"), open_loop(), None);
+        assert!(report.passed);
+    }
+
+    #[test]
+    fn an_open_loop_fails_on_timeouts_and_other_replies() {
+        for failure in ["transport: timeout (30 s) awaiting the reply", "500 fail"] {
+            let report = Report::new(run(), &load(failure), open_loop(), None);
+            assert!(!report.passed, "{failure}");
+        }
+    }
+
+    #[test]
+    fn a_closed_loop_fails_on_any_refusal() {
+        let report = Report::new(run(), &load("503 fail"), None, None);
+        assert!(!report.passed);
+    }
 }

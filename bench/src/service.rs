@@ -22,6 +22,9 @@ pub struct ServiceConfig<'a> {
     pub binary: &'a Path,
     /// A webhook endpoint (URL, secret) to deliver every event to.
     pub webhook: Option<(&'a str, &'a str)>,
+    /// `RUST_LOG` for the service; `None` leaves it unset (also when this process has one), so
+    /// the service logs with its production default filter.
+    pub log_level: Option<&'a str>,
 }
 
 /// A running `alipay-notify serve`; killed if dropped before `stop`.
@@ -41,6 +44,10 @@ impl Service {
                 .env("WEBHOOK_URL", url)
                 .env("WEBHOOK_SECRET", secret);
         }
+        match config.log_level {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
         let child = command
             .arg("serve")
             .env("DATABASE_URL", config.database_url)
@@ -51,7 +58,6 @@ impl Service {
             .env("ALIPAY_PUBLIC_KEY", config.alipay_public_key_base64)
             .env("ALIPAY_SELLER_ID", config.seller_id)
             .env("RECONCILE_INTERVAL_SECONDS", "0")
-            .env("RUST_LOG", "warn")
             .env("API_TOKEN", config.api_token.expose_secret())
             .env_remove("ALIPAY_APP_PRIVATE_KEY_FILE")
             .env_remove("ALIPAY_PUBLIC_KEY_FILE")
@@ -129,7 +135,8 @@ impl Service {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// How many lines the service logged (at `RUST_LOG=warn`, each is a warning or an error).
+    /// How many lines the service logged, at whatever filter it ran with (`--log-level`; by
+    /// default its production filter, which logs every request at `info`).
     pub fn log_lines(&self) -> usize {
         std::fs::read_to_string(&self.log).map_or(0, |t| t.lines().count())
     }

@@ -1,10 +1,13 @@
 //! The benchmark's database: a fresh one to run on (a temp SQLite file, a new file, or a uniquely
 //! named Postgres database dropped afterwards), and checking it afterwards.
 
+mod check;
+
+pub use check::{check_run, rows_per_commit, Check};
+
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
@@ -106,99 +109,6 @@ pub struct Scope {
     pub all: String,
 }
 
-/// One expectation about the database after the run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub what: &'static str,
-    pub expected: i64,
-    pub actual: i64,
-}
-
-impl Check {
-    pub fn passed(&self) -> bool {
-        self.expected == self.actual
-    }
-}
-
-/// What the database must hold: every sent order paid exactly once (one `applied` audit row each),
-/// nothing else paid, one audit row per request, every repeat a `duplicate`, no anomaly.
-pub async fn check(
-    url: &str,
-    scope: &Scope,
-    sent_orders: i64,
-    requests: i64,
-) -> anyhow::Result<Vec<Check>> {
-    let db = Reader::connect(url).await?;
-    let paid = "select count(*) from payment_order where out_trade_no like $1 and status = 'paid'";
-    let rows = "select count(*) from notification where out_trade_no like $1";
-    let verdict = |v| {
-        format!("select count(*) from notification where out_trade_no like $1 and verdict = '{v}'")
-    };
-    let distinct_applied = "select count(distinct out_trade_no) from notification \
-         where out_trade_no like $1 and verdict = 'applied'";
-    let checks = vec![
-        Check {
-            what: "sent orders paid",
-            expected: sent_orders,
-            actual: db.count(paid, &scope.sent).await?,
-        },
-        Check {
-            what: "other orders paid",
-            expected: 0,
-            actual: db.count(paid, &scope.controls).await?,
-        },
-        Check {
-            what: "paid orders in scope",
-            expected: sent_orders,
-            actual: db.count(paid, &scope.all).await?,
-        },
-        Check {
-            what: "audit rows (one per request)",
-            expected: requests,
-            actual: db.count(rows, &scope.all).await?,
-        },
-        Check {
-            what: "applied rows",
-            expected: sent_orders,
-            actual: db.count(&verdict("applied"), &scope.all).await?,
-        },
-        Check {
-            what: "orders with an applied row",
-            expected: sent_orders,
-            actual: db.count(distinct_applied, &scope.sent).await?,
-        },
-        Check {
-            what: "duplicate rows",
-            expected: requests - sent_orders,
-            actual: db.count(&verdict("duplicate"), &scope.all).await?,
-        },
-        Check {
-            what: "anomaly rows",
-            expected: 0,
-            actual: db.count(&verdict("anomaly"), &scope.all).await?,
-        },
-    ];
-    db.close().await;
-    Ok(checks)
-}
-
-/// Audit rows per transaction that wrote them: how much group commit happened. Postgres only,
-/// where rows inserted by one transaction share its `xmin`.
-pub async fn rows_per_commit(url: &str, scope: &Scope) -> anyhow::Result<Option<f64>> {
-    let Reader::Postgres(pool) = Reader::connect(url).await? else {
-        return Ok(None);
-    };
-    let ratio: Option<f64> = sqlx::query_scalar(
-        "select count(*)::float8 / nullif(count(distinct xmin::text), 0) from notification \
-         where out_trade_no like $1",
-    )
-    .bind(&scope.all)
-    .fetch_one(&pool)
-    .await?;
-    pool.close().await;
-    Ok(ratio)
-}
-
 /// Read-only access for the checks; plain SQL valid on both backends.
 enum Reader {
     Postgres(PgPool),
@@ -232,6 +142,23 @@ impl Reader {
                 sqlx::query_scalar(sql)
                     .bind(pattern)
                     .fetch_one(pool)
+                    .await?
+            }
+        })
+    }
+
+    async fn strings(&self, sql: &str, pattern: &str) -> anyhow::Result<Vec<String>> {
+        Ok(match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(pattern)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(pattern)
+                    .fetch_all(pool)
                     .await?
             }
         })
