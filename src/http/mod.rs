@@ -24,7 +24,7 @@ use tower_http::request_id::{
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use error::{ApiError, PageError};
 pub use paylink::Checkout;
@@ -89,18 +89,23 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
                 .layer(
-                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                        let id = request
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok());
-                        tracing::info_span!(
-                            "request",
-                            id = id.unwrap_or("-"),
-                            method = %request.method(),
-                            path = request.uri().path(),
-                        )
-                    }),
+                    TraceLayer::new_for_http()
+                        // Every 5xx of ours is logged with its cause where it happens; at error
+                        // level tower-http would add a second line each, one per shed notification
+                        // under overload.
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                        .make_span_with(|request: &Request<_>| {
+                            let id = request
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok());
+                            tracing::info_span!(
+                                "request",
+                                id = id.unwrap_or("-"),
+                                method = %request.method(),
+                                path = request.uri().path(),
+                            )
+                        }),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(header(
