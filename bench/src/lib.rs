@@ -10,6 +10,7 @@
 pub mod console_list;
 mod database;
 mod disk;
+mod floor;
 mod load;
 pub mod notifications;
 mod open_loop;
@@ -212,6 +213,10 @@ impl BenchArgs {
         let fsync_ms = database
             .sqlite_dir()
             .and_then(|dir| disk::fsync_median_ms(&dir, 30));
+        let bare_verify_us = {
+            let key = alipay_key.clone();
+            tokio::task::spawn_blocking(move || floor::bare_verify_us(&key)).await?
+        };
         let load_average = report::load_average();
         let cpu_before = (
             service.cpu_seconds(),
@@ -256,6 +261,7 @@ impl BenchArgs {
             fsync_ms,
             service_cpu_seconds: service::cpu_used(cpu_before.0, cpu_after.0),
             bench_cpu_seconds: service::cpu_used(cpu_before.1, cpu_after.1),
+            bare_verify_us: Some(bare_verify_us),
             rows_per_commit,
             orders_api: Some(orders_api),
             webhooks,
@@ -332,6 +338,8 @@ impl BenchArgs {
             fsync_ms: None,
             service_cpu_seconds: None,
             bench_cpu_seconds,
+            // Only a ratio to the service's CPU would use it, which a target does not give.
+            bare_verify_us: None,
             rows_per_commit: None,
             orders_api: Some(orders_api),
             webhooks: None,

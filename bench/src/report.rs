@@ -50,6 +50,10 @@ pub struct Report {
     /// The same per `success` reply (refusals are cheap or free, so under overload this is the
     /// cost of the useful work).
     pub service_cpu_us_per_success: Option<f64>,
+    /// CPU µs of one bare RSA-2048 verify (aws-lc-rs) on this machine, timed in this run.
+    pub bare_verify_us: Option<f64>,
+    /// Service CPU per `success` in bare verifies: how far the notify path is above its floor.
+    pub service_cpu_in_verifies: Option<f64>,
     /// The same for this process, the load generator, which shares the machine.
     pub load_generator_cpu_us_per_request: Option<f64>,
     /// Notifications committed per transaction (group commit); Postgres only.
@@ -127,6 +131,7 @@ pub struct Run {
     pub fsync_ms: Option<f64>,
     pub service_cpu_seconds: Option<f64>,
     pub bench_cpu_seconds: Option<f64>,
+    pub bare_verify_us: Option<f64>,
     pub rows_per_commit: Option<f64>,
     pub orders_api: Option<OrdersApi>,
     pub webhooks: Option<WebhookReport>,
@@ -172,6 +177,10 @@ impl Report {
             disk_fsync_ms: run.fsync_ms,
             service_cpu_us_per_request: cpu_us_each(run.service_cpu_seconds, requests),
             service_cpu_us_per_success: cpu_us_each(run.service_cpu_seconds, load.success),
+            bare_verify_us: run.bare_verify_us,
+            service_cpu_in_verifies: cpu_us_each(run.service_cpu_seconds, load.success)
+                .zip(run.bare_verify_us)
+                .map(|(service, verify)| service / verify),
             load_generator_cpu_us_per_request: cpu_us_each(run.bench_cpu_seconds, requests),
             notifications_per_commit: run.rows_per_commit,
             orders_api: run.orders_api,
@@ -215,6 +224,12 @@ impl Report {
         }
         if let (Some(us), true) = (self.service_cpu_us_per_success, self.non_success > 0) {
             out.push(row("service CPU", format!("{us:.0} µs per success")));
+        }
+        if let (Some(us), Some(times)) = (self.bare_verify_us, self.service_cpu_in_verifies) {
+            out.push(row(
+                "bare RSA verify",
+                format!("{us:.1} µs (now, here): the service used {times:.1}× that per success"),
+            ));
         }
         if let Some(us) = self.load_generator_cpu_us_per_request {
             out.push(row("load generator CPU", format!("{us:.0} µs per request")));
@@ -358,6 +373,7 @@ mod tests {
             fsync_ms: None,
             service_cpu_seconds: None,
             bench_cpu_seconds: None,
+            bare_verify_us: None,
             rows_per_commit: None,
             orders_api: None,
             webhooks: None,
