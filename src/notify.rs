@@ -41,6 +41,14 @@ impl NotifyError {
     }
 }
 
+/// A notification whose effect is committed: the verdict, and what names it in the log.
+#[derive(Debug)]
+pub struct Handled {
+    pub outcome: Outcome,
+    pub out_trade_no: String,
+    pub notify_id: Option<String>,
+}
+
 /// Verifies, checks and applies one notification body. `Ok` means its effect (or the fact that
 /// it changes nothing) is committed and Alipay may be told `success`.
 pub async fn handle(
@@ -48,7 +56,7 @@ pub async fn handle(
     store: &dyn OrderStore,
     body: &[u8],
     received_at: OffsetDateTime,
-) -> Result<Outcome, NotifyError> {
+) -> Result<Handled, NotifyError> {
     let raw = RawParams::parse(body)?;
     let verified = alipay.verify_callback(&raw).map_err(|e| match e {
         CallbackError::Form(form) => NotifyError::Malformed(form),
@@ -66,13 +74,18 @@ pub async fn handle(
         }
     };
     let out_trade_no = event.out_trade_no.clone();
+    let notify_id = event.notify_id.clone();
     let outcome = store.apply(event).await?;
     match (outcome.verdict, outcome.reason) {
         (Verdict::Anomaly, reason) => Err(NotifyError::Anomaly {
             reason: reason.unwrap_or(AnomalyReason::UnknownOrder),
             out_trade_no: Some(out_trade_no),
         }),
-        _ => Ok(outcome),
+        _ => Ok(Handled {
+            outcome,
+            out_trade_no,
+            notify_id,
+        }),
     }
 }
 

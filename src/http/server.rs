@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -229,25 +229,25 @@ impl Connection {
             .header_read_timeout(None)
             .serve_connection(io, service);
         tokio::pin!(connection);
+        let watchdog = Watchdog::new(activity.clone());
+        tokio::pin!(watchdog);
         let mut draining = false;
         loop {
-            let deadline = activity.watch();
             tokio::select! {
+                // The connection first: a request that starts or ends in this poll moves the
+                // deadline, and the watchdog, polled next, re-arms its timer to it.
+                biased;
                 result = connection.as_mut() => {
                     if let Err(error) = result {
                         tracing::debug!(%error, "connection ended with an error");
                     }
                     return;
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    if let Some(reason) = activity.expired() {
-                        tracing::debug!(reason, "closing connection");
-                        self.metrics.connection_closed(reason);
-                        return;
-                    }
+                reason = watchdog.as_mut() => {
+                    tracing::debug!(reason, "closing connection");
+                    self.metrics.connection_closed(reason);
+                    return;
                 }
-                // A phase whose deadline is earlier than the one slept on.
-                () = activity.hurried.notified() => {}
                 _ = stopping.wait_for(|stop| *stop), if !draining => {
                     draining = true;
                     if !activity.is_busy() {
@@ -261,22 +261,61 @@ impl Connection {
     }
 }
 
+/// Resolves, with the reason, once the connection's current phase has outlasted its timeout.
+/// One timer per connection, moved when the deadline moves (moving it later touches no shared
+/// state); waking the task at each request's start to sleep anew cost a wakeup and two timer
+/// registrations per request.
+struct Watchdog {
+    activity: Arc<Activity>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: Instant,
+}
+
+impl Watchdog {
+    fn new(activity: Arc<Activity>) -> Self {
+        let armed = activity.deadline_instant();
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(armed)),
+            activity,
+            armed,
+        }
+    }
+}
+
+impl std::future::Future for Watchdog {
+    type Output = &'static str;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let deadline = self.activity.deadline_instant();
+            if deadline != self.armed {
+                self.armed = deadline;
+                self.sleep.as_mut().reset(deadline);
+            }
+            std::task::ready!(self.sleep.as_mut().poll(cx));
+            if let Some(reason) = self.activity.expired() {
+                return Poll::Ready(reason);
+            }
+            // The phase moved on since the timer was set; re-arm and wait again.
+            self.armed = Instant::now();
+        }
+    }
+}
+
 const IDLE: usize = 0;
 const HEAD: usize = 1;
 const BUSY: usize = 2;
 
 /// What a connection is doing and since when, shared by its socket, its service and its
-/// watchdog (all on the connection's own task, so the atomics are never contended). Times are
-/// milliseconds from `started`.
+/// watchdog. All three run on the connection's own task, within its polls, so the atomics are
+/// never contended and the watchdog sees every change in the same poll. Times are milliseconds
+/// from `started`.
 struct Activity {
     started: Instant,
     /// The time each phase may last: idle, head, busy.
     timeouts: [u64; 3],
     phase: AtomicUsize,
     since: AtomicU64,
-    /// The deadline the watchdog sleeps until; an earlier one must wake it.
-    watched: AtomicU64,
-    hurried: Notify,
 }
 
 impl Activity {
@@ -291,8 +330,6 @@ impl Activity {
             ],
             phase: AtomicUsize::new(IDLE),
             since: AtomicU64::new(0),
-            watched: AtomicU64::new(u64::MAX),
-            hurried: Notify::new(),
         }
     }
 
@@ -310,9 +347,6 @@ impl Activity {
     fn enter(&self, phase: usize) {
         self.since.store(self.now(), Ordering::Relaxed);
         self.phase.store(phase, Ordering::Relaxed);
-        if self.deadline() < self.watched.load(Ordering::Relaxed) {
-            self.hurried.notify_one();
-        }
     }
 
     /// Marks a request in progress until the returned guard is dropped.
@@ -331,10 +365,9 @@ impl Activity {
         self.phase.load(Ordering::Relaxed) == BUSY
     }
 
-    /// The current phase's deadline, which the watchdog is about to sleep until.
-    fn watch(&self) -> Instant {
+    /// The current phase's deadline as an instant.
+    fn deadline_instant(&self) -> Instant {
         let deadline = self.deadline();
-        self.watched.store(deadline, Ordering::Relaxed);
         // Far enough for "never" without overflowing an Instant.
         let day = 86_400_000;
         self.started + Duration::from_millis(deadline.min(self.now().saturating_add(day)))

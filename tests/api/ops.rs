@@ -85,10 +85,21 @@ async fn no_secret_reaches_the_logs_of_a_full_flow() {
     child.wait().unwrap();
     let logs = std::fs::read_to_string(&log_path).unwrap();
 
-    assert!(
-        logs.contains("notify acknowledged"),
-        "the flow was logged:\n{logs}"
-    );
+    let acknowledged = logs
+        .lines()
+        .find(|line| line.contains("notify acknowledged"))
+        .unwrap_or_else(|| panic!("the notification was not logged:\n{logs}"));
+    for field in [
+        r#""out_trade_no":"L1""#,
+        r#""verdict":"applied""#,
+        r#""status":"paid""#,
+        r#""notify_id":""#,
+    ] {
+        assert!(
+            acknowledged.contains(field),
+            "the notify line names the order, the notification and the verdict ({field}): {acknowledged}"
+        );
+    }
     assert!(
         logs.contains(r#""id":""#),
         "request lines carry a request id:\n{logs}"
