@@ -44,12 +44,15 @@ print("%-5s %6.0f/s  p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f ms  cpu %s u
          r["orders"], r["duplicates"], r["non_success"], "passed" if r["passed"] else "FAILED",
          fmt(r["load_average"], "%.2f"), sys.argv[3]))'
 
-# ours/seed throughput and seed p99 / ours p99 from two reports.
+# ours/seed throughput, seed p99 / ours p99, and seed / ours CPU per request from two reports.
+# The last holds best when other work shares the machine: a CPU-bound seed loses throughput to
+# it in proportion, ours (not CPU-bound here) less.
 ratios='import json, sys
 s, o = (json.load(open(p)) for p in sys.argv[1:3])
 t = o["requests_per_second"] / s["requests_per_second"]
 p = s["latency_ms"]["p99"] / o["latency_ms"]["p99"]
-print("%.2f %.2f" % (t, p))'
+c = s["service_cpu_us_per_request"] / o["service_cpu_us_per_request"]
+print("%.2f %.2f %.1f" % (t, p, c))'
 
 # Runs the bench with the arguments after $1 (the report's name); a failed run still prints its
 # line (its report says FAILED), but a run without a report stops the script.
@@ -76,12 +79,14 @@ for round in $(seq 1 "$ROUNDS"); do
   python3 -c "$summary" "$OUT/round$round-seed.json" seed "$(load)"
   run "round$round-ours" "${common[@]}" --orders "$ORDERS"
   python3 -c "$summary" "$OUT/round$round-ours.json" ours "$(load)"
-  read -r t p < <(python3 -c "$ratios" "$OUT/round$round-seed.json" "$OUT/round$round-ours.json")
-  echo "round $round ratios: throughput ours/seed ${t}x (target >= 15), p99 seed/ours ${p}x (target >= 10)"
-  all+=("$t $p")
+  read -r t p c < <(python3 -c "$ratios" "$OUT/round$round-seed.json" "$OUT/round$round-ours.json")
+  echo "round $round ratios: throughput ours/seed ${t}x (target >= 15), p99 seed/ours ${p}x" \
+    "(target >= 10), CPU per request seed/ours ${c}x"
+  all+=("$t $p $c")
 done
 printf '%s\n' "${all[@]}" | python3 -c 'import sys
 rows = [tuple(map(float, l.split())) for l in sys.stdin if l.strip()]
-t = [r[0] for r in rows]; p = [r[1] for r in rows]
-print("all rounds: throughput ours/seed %.1f-%.1fx, p99 seed/ours %.1f-%.1fx" % (min(t), max(t), min(p), max(p)))'
+t, p, c = ([r[i] for r in rows] for i in range(3))
+print("all rounds: throughput ours/seed %.1f-%.1fx, p99 seed/ours %.1f-%.1fx, CPU per request seed/ours %.1f-%.1fx"
+      % (min(t), max(t), min(p), max(p), min(c), max(c)))'
 echo "reports in $OUT"
