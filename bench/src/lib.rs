@@ -2,7 +2,8 @@
 //! database, starts the real service as a separate process, sends it signed `TRADE_SUCCESS`
 //! notifications (with byte-identical repeats shuffled in) over keep-alive connections, and
 //! reports throughput, latency and the service's peak memory; then checks that every order was
-//! paid exactly once. `--target` runs the same load against a deployment that is already up.
+//! paid exactly once. `--target` runs the same load against a deployment that is already up;
+//! `--peer seed-flask` against the seed's Flask stack, started here, for side-by-side figures.
 //! By default a closed loop (each connection sends its next request when a reply comes back);
 //! `--rate` offers a fixed rate instead (`open_loop`), to see queueing and overload, and where
 //! not every notification was answered `success` checks what the `success` replies promised.
@@ -14,6 +15,7 @@ mod floor;
 mod load;
 pub mod notifications;
 mod open_loop;
+mod peer;
 mod plan;
 mod receiver;
 mod report;
@@ -35,6 +37,7 @@ use database::FreshDatabase;
 use load::Measured;
 use notifications::{Merchant, SUBJECT};
 use open_loop::schedule::{Phase, Schedule};
+use peer::{Peer, SeedConfig, SeedFlask};
 use plan::{Plan, Requests};
 use report::{OrdersApi, Report, Run};
 use service::{Service, ServiceConfig};
@@ -105,6 +108,24 @@ pub struct BenchArgs {
     /// unset, so the service logs with its production filter (every notification at `info`).
     #[arg(long, conflicts_with = "target")]
     log_level: Option<String>,
+    /// Load a peer stack instead of ours, started here on a fresh database of the Postgres server
+    /// named by --database, its orders inserted into its own schema: the same plan, the same
+    /// pre-signed bodies, the same closed loop. Its processes' CPU and peak RSS are summed.
+    #[arg(
+        long,
+        value_enum,
+        requires = "database",
+        conflicts_with_all = ["target", "service_binary", "webhooks", "log_level", "rate"]
+    )]
+    peer: Option<Peer>,
+    /// The peer's folder (seed-flask: its serve.sh and schema.sql); default
+    /// `../shared/peers/seed-flask`, where it sits beside a checkout. serve.sh builds its venv
+    /// under $SEED_VENV on first use (pip), before the clock starts.
+    #[arg(long, requires = "peer")]
+    peer_dir: Option<PathBuf>,
+    /// gunicorn workers for the peer (its README: 4 was fastest on 2 cores).
+    #[arg(long, requires = "peer", value_parser = clap::value_parser!(u16).range(1..))]
+    peer_workers: Option<u16>,
 }
 
 impl BenchArgs {
@@ -129,9 +150,10 @@ impl BenchArgs {
             None if self.smoke => Plan::new(SMOKE_ORDERS, self.duplicates)?,
             None => Plan::new(self.orders, self.duplicates)?,
         };
-        let report = match &self.target {
-            None => self.run_local(&plan).await?,
-            Some(target) => self.run_against(target, &plan).await?,
+        let report = match (&self.target, self.peer) {
+            (Some(target), _) => self.run_against(target, &plan).await?,
+            (None, Some(Peer::SeedFlask)) => self.run_seed(&plan).await?,
+            (None, None) => self.run_local(&plan).await?,
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -347,6 +369,87 @@ impl BenchArgs {
         Ok(Report::new(run, load, measured.open_loop, checks))
     }
 
+    /// The same load against the seed peer (Flask + python-alipay-sdk under gunicorn), started
+    /// here on a fresh Postgres database that is dropped afterwards.
+    async fn run_seed(&self, plan: &Plan) -> anyhow::Result<Report> {
+        let dir = peer::seed_dir(
+            self.peer_dir
+                .as_deref()
+                .unwrap_or(Path::new(peer::DEFAULT_SEED_DIR)),
+        )?;
+        let admin_url = peer::postgres_url(self.database.as_deref())?;
+        let database = FreshDatabase::create(Some(admin_url)).await?;
+        let report = self.run_seed_on(&dir, &database, plan).await;
+        let removed = database.remove().await;
+        let report = report?;
+        removed.context("dropping the seed's benchmark database")?;
+        Ok(report)
+    }
+
+    async fn run_seed_on(
+        &self,
+        dir: &Path,
+        database: &FreshDatabase,
+        plan: &Plan,
+    ) -> anyhow::Result<Report> {
+        database::seed::prepare(&database.url, &dir.join("schema.sql"), plan).await?;
+        let alipay_key = Arc::new(PrivateKey::generate());
+        let (requests, presign_seconds) = self.presign(plan, &alipay_key).await?;
+
+        let work_dir = tempfile::tempdir()?;
+        let client = load::client(self.concurrency)?;
+        let workers = self.peer_workers.map_or(peer::DEFAULT_WORKERS, usize::from);
+        let mut seed = SeedFlask::start(&SeedConfig {
+            dir,
+            workers,
+            database_url: &database.url,
+            alipay_public_key_der: &alipay_key.public_key_spki_der(),
+            app_id: &self.app_id,
+            work_dir: work_dir.path(),
+        })?;
+        seed.wait_ready(&client, peer::READY_TIMEOUT).await?;
+        let notify_url = format!("http://{}/alipay/notify", seed.address);
+        peer::warm_up(&client, &notify_url, workers, self.concurrency).await?;
+        let bare_verify_us = {
+            let key = alipay_key.clone();
+            tokio::task::spawn_blocking(move || floor::bare_verify_us(&key)).await?
+        };
+        let load_average = report::load_average();
+        let cpu_before = (seed.cpu_seconds(), service::cpu_seconds("/proc/self/stat"));
+        let measured = self.load(&client, &notify_url, &requests, plan).await;
+        let cpu_after = (seed.cpu_seconds(), service::cpu_seconds("/proc/self/stat"));
+
+        let load = &measured.load;
+        let peak_rss_kib = seed.peak_rss_kib();
+        let log = seed.log.clone();
+        // Stopped before its log is read: Python buffers stdout, and flushes it on exit.
+        seed.stop(Duration::from_secs(10)).await?;
+        if load.success < load.requests() {
+            eprintln!("seed log (last lines):\n{}", service::log_tail(&log, 10));
+        }
+        let checks = database::seed::check(&database.url, &plan.scope(true), plan).await?;
+        let run = Run {
+            against: format!("seed-flask (gunicorn sync, {workers} workers), postgres"),
+            orders: plan.sent.len(),
+            duplicates: plan.duplicates,
+            concurrency: self.concurrency,
+            presign_seconds,
+            peak_rss_kib,
+            service_log_lines: Some(service::log_lines(&log)),
+            service_log_filter: Some("a print() per notification, gunicorn warning".into()),
+            load_average,
+            fsync_ms: None,
+            service_cpu_seconds: service::cpu_used(cpu_before.0, cpu_after.0),
+            bench_cpu_seconds: service::cpu_used(cpu_before.1, cpu_after.1),
+            bare_verify_us: Some(bare_verify_us),
+            rows_per_commit: None,
+            // Its orders were inserted straight into its table: it has no order API.
+            orders_api: None,
+            webhooks: None,
+        };
+        Ok(Report::new(run, load, measured.open_loop, Some(checks)))
+    }
+
     /// Every order of the plan through `POST /api/orders`, as a merchant's back end creates them
     /// (each answer carries a freshly signed page-pay URL), timed.
     async fn create_orders(
@@ -426,5 +529,109 @@ impl BenchArgs {
         ProgressBar::new(len as u64)
             .with_style(style)
             .with_message(what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn a_peer_runs_on_a_database() {
+        let error = parse(&["--peer", "seed-flask"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+
+        let args = parse(&["--peer", "seed-flask", "--database", POSTGRES, "--smoke"]).unwrap();
+        assert_eq!(args.peer, Some(Peer::SeedFlask));
+        assert_eq!(args.peer_workers, None);
+    }
+
+    #[test]
+    fn a_peer_excludes_what_only_our_service_or_the_open_loop_has() {
+        let peer = ["--peer", "seed-flask", "--database", POSTGRES];
+        for extra in [
+            &["--webhooks"][..],
+            &["--log-level", "warn"],
+            &["--service-binary", "/bin/true"],
+            &["--rate", "100", "--duration", "1"],
+            &[
+                "--target",
+                "http://127.0.0.1:1/",
+                "--alipay-private-key",
+                "k.pem",
+                "--api-token",
+                "t",
+            ],
+        ] {
+            let error = parse(&[&peer[..], extra].concat()).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ArgumentConflict, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn peer_options_need_a_peer_and_at_least_one_worker() {
+        let error = parse(&["--peer-workers", "2"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+        let error = parse(&["--peer-dir", "/tmp"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+
+        let peer = ["--peer", "seed-flask", "--database", POSTGRES];
+        let error = parse(&[&peer[..], &["--peer-workers", "0"]].concat()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
+        let args = parse(&[&peer[..], &["--peer-workers", "8"]].concat()).unwrap();
+        assert_eq!(args.peer_workers, Some(8));
+    }
+
+    /// The whole seed path (start, warm-up, load, check, stop, drop the database) on a small
+    /// plan, when the seed's folder and its venv are already here: building the venv needs PyPI,
+    /// which tests must not. A few seconds.
+    #[tokio::test]
+    async fn the_seed_peer_pays_every_order_once() {
+        let venv = std::env::var("SEED_VENV").unwrap_or_else(|_| "/tmp/seed-flask-venv".into());
+        let (Some(dir), true) = (
+            peer::seed_dir_for_tests(),
+            Path::new(&venv).join("bin/gunicorn").is_file(),
+        ) else {
+            eprintln!("skipped: no seed-flask folder (SEED_FLASK_DIR) or no venv at {venv}");
+            return;
+        };
+        let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| POSTGRES.into());
+        let dir = dir.to_str().unwrap();
+        let args = parse(&[
+            "--peer",
+            "seed-flask",
+            "--peer-dir",
+            dir,
+            "--peer-workers",
+            "2",
+            "--database",
+            &admin,
+            "--concurrency",
+            "8",
+            "--json",
+        ])
+        .unwrap();
+        let plan = Plan::new(200, 0.2).unwrap();
+
+        let report = args.run_seed(&plan).await.unwrap();
+
+        assert!(report.passed, "{}", report.table());
+        assert_eq!((report.success, report.non_success), (240, 0));
+        assert!(report.service_cpu_us_per_request.is_some_and(|us| us > 0.0));
     }
 }

@@ -221,7 +221,11 @@ impl Worker {
             Some(sender) => sender,
             None => self.connection.insert(connect(plain).await?),
         };
-        tokio::time::timeout(TIMEOUT, post_form(sender, plain, body)).await?
+        let exchange = tokio::time::timeout(TIMEOUT, post_form(sender, plain, body)).await??;
+        if !exchange.keep_alive {
+            self.connection = None;
+        }
+        Ok((exchange.status, exchange.text))
     }
 
     async fn post(&self, body: Vec<u8>) -> Result<(u16, String), reqwest::Error> {
@@ -238,12 +242,22 @@ pub async fn connect(plain: &Plain) -> anyhow::Result<SendRequest<Full<Bytes>>> 
     Ok(sender)
 }
 
-/// POSTs `body` as a form over `sender` and reads the whole reply: its status and text.
+/// One request's reply over a plain connection.
+pub struct Exchange {
+    pub status: u16,
+    pub text: String,
+    /// Whether the server keeps the connection for another request. gunicorn's sync workers (the
+    /// seed peer's) close it after every reply; sending the next request on it would fail, and
+    /// count as a failure of the service rather than of the client.
+    pub keep_alive: bool,
+}
+
+/// POSTs `body` as a form over `sender` and reads the whole reply.
 pub async fn post_form(
     sender: &mut SendRequest<Full<Bytes>>,
     plain: &Plain,
     body: &[u8],
-) -> anyhow::Result<(u16, String)> {
+) -> anyhow::Result<Exchange> {
     sender.ready().await?;
     let request = hyper::Request::post(plain.path.as_str())
         .header(hyper::header::HOST, plain.authority.as_str())
@@ -251,8 +265,32 @@ pub async fn post_form(
         .body(Full::new(Bytes::copy_from_slice(body)))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
+    let keep_alive = keeps_alive(
+        response.version(),
+        response.headers().get(hyper::header::CONNECTION),
+    );
     let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    Ok(Exchange {
+        status,
+        text: String::from_utf8_lossy(&body).into_owned(),
+        keep_alive,
+    })
+}
+
+/// Whether a reply leaves its connection open (RFC 9112 §9.3): HTTP/1.1 unless it says
+/// `Connection: close`, HTTP/1.0 only if it says `keep-alive`. Decided from the headers rather
+/// than by asking hyper afterwards, which learns of the close only when its task next runs.
+fn keeps_alive(version: hyper::Version, connection: Option<&hyper::header::HeaderValue>) -> bool {
+    let tokens = connection.and_then(|v| v.to_str().ok()).unwrap_or("");
+    let says = |token: &str| {
+        tokens
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    match version {
+        hyper::Version::HTTP_10 => says("keep-alive"),
+        _ => !says("close"),
+    }
 }
 
 /// The same through reqwest, for `https://` targets.
@@ -269,4 +307,34 @@ pub async fn post_reqwest(
         .await?;
     let status = response.status().as_u16();
     Ok((status, response.text().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+    use hyper::Version;
+
+    use super::keeps_alive;
+
+    #[test]
+    fn http_1_1_keeps_the_connection_unless_told_to_close() {
+        assert!(keeps_alive(Version::HTTP_11, None));
+        assert!(keeps_alive(
+            Version::HTTP_11,
+            Some(&HeaderValue::from_static("keep-alive"))
+        ));
+        for close in ["close", "Close", "upgrade, close", " CLOSE "] {
+            let value = HeaderValue::from_str(close).unwrap();
+            assert!(!keeps_alive(Version::HTTP_11, Some(&value)), "{close}");
+        }
+    }
+
+    #[test]
+    fn http_1_0_closes_unless_told_to_keep_alive() {
+        assert!(!keeps_alive(Version::HTTP_10, None));
+        assert!(keeps_alive(
+            Version::HTTP_10,
+            Some(&HeaderValue::from_static("Keep-Alive"))
+        ));
+    }
 }

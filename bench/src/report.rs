@@ -11,7 +11,7 @@ use super::receiver::WebhookReport;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// `sqlite (temp file)`, `postgres`, or the target URL.
+    /// `sqlite (temp file)`, `postgres`, the target URL, or the peer (`seed-flask (…), postgres`).
     pub against: String,
     pub orders: usize,
     pub duplicates: usize,
@@ -30,7 +30,8 @@ pub struct Report {
     pub non_success: u64,
     /// Replies other than `200 success`, by status and body (or transport error).
     pub failures: BTreeMap<String, u64>,
-    /// `VmHWM` of the service process; absent against a target.
+    /// `VmHWM` of the service process (a peer: summed over its processes, pages they share
+    /// counted in each); absent against a target.
     pub service_peak_rss_mib: Option<f64>,
     /// Lines the service logged, with `service_log_filter`; absent against a target.
     pub service_log_lines: Option<usize>,
@@ -44,8 +45,8 @@ pub struct Report {
     /// Median 4 KiB write + fsync next to the SQLite file just before the load, in ms: SQLite's
     /// one writer commits with one fsync each, so its throughput follows this.
     pub disk_fsync_ms: Option<f64>,
-    /// CPU time the service used during the load, per request, in µs (user + system); absent
-    /// against a target.
+    /// CPU time the service used during the load, per request, in µs (user + system; a peer:
+    /// all its processes); absent against a target.
     pub service_cpu_us_per_request: Option<f64>,
     /// The same per `success` reply (refusals are cheap or free, so under overload this is the
     /// cost of the useful work).

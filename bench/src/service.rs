@@ -130,16 +130,26 @@ impl Service {
 
     /// The last `lines` lines of the service's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        log_tail(&self.log, lines)
     }
 
     /// How many lines the service logged, at whatever filter it ran with (`--log-level`; by
     /// default its production filter, which logs every request at `info`).
     pub fn log_lines(&self) -> usize {
-        std::fs::read_to_string(&self.log).map_or(0, |t| t.lines().count())
+        log_lines(&self.log)
     }
+}
+
+/// The last `lines` lines of a log file (empty if it cannot be read).
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// How many lines a log file holds.
+pub fn log_lines(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
 }
 
 impl Drop for Service {
@@ -166,7 +176,7 @@ fn terminate(pid: u32) {
 fn terminate(_pid: u32) {}
 
 /// A port the OS just handed out on 127.0.0.1 (released again for the service to bind).
-fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+pub fn free_loopback_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
 }
@@ -177,6 +187,11 @@ pub fn cpu_seconds(stat_path: &str) -> Option<f64> {
     // The command name (field 2) may hold spaces; the fields after its `)` are fixed.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    ticks_to_seconds(ticks)
+}
+
+/// Clock ticks (the unit of `/proc/…/stat`'s times) as seconds.
+pub fn ticks_to_seconds(ticks: u64) -> Option<f64> {
     // SAFETY: sysconf only reads a configuration value.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (per_second > 0).then(|| ticks as f64 / per_second as f64)

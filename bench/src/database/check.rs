@@ -28,7 +28,7 @@ pub enum Bound {
 }
 
 impl Check {
-    fn exactly(what: &'static str, expected: i64, actual: i64) -> Self {
+    pub(super) fn exactly(what: &'static str, expected: i64, actual: i64) -> Self {
         Self {
             what,
             expected,

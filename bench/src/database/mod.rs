@@ -1,7 +1,9 @@
 //! The benchmark's database: a fresh one to run on (a temp SQLite file, a new file, or a uniquely
-//! named Postgres database dropped afterwards), and checking it afterwards.
+//! named Postgres database dropped afterwards), and checking it afterwards; `seed` does the same
+//! for the seed peer's schema.
 
 mod check;
+pub mod seed;
 
 pub use check::{check_run, rows_per_commit, Check};
 

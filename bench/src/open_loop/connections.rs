@@ -111,15 +111,17 @@ impl Lease {
                     Some(sender) => sender,
                     None => load::connect(plain).await.map_err(Failure::Connect)?,
                 };
-                let reply = load::post_form(&mut sender, plain, body)
+                let exchange = load::post_form(&mut sender, plain, body)
                     .await
                     .map_err(Failure::Exchange)?;
-                connections
-                    .idle
-                    .lock()
-                    .expect("never poisoned")
-                    .push(sender);
-                Ok(reply)
+                if exchange.keep_alive {
+                    connections
+                        .idle
+                        .lock()
+                        .expect("never poisoned")
+                        .push(sender);
+                }
+                Ok((exchange.status, exchange.text))
             }
             How::Client { client, url } => load::post_reqwest(client, url, body.to_vec())
                 .await
