@@ -28,6 +28,7 @@ CONCURRENCY="${CONCURRENCY:-64}"
 SEED_FLASK_DIR="${SEED_FLASK_DIR:-../shared/peers/seed-flask}"
 BENCH="${BENCH:-target/release/alipay-notify-bench}"
 OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
 common=(--database "$ADMIN_URL" --duplicates "$DUPLICATES" --concurrency "$CONCURRENCY" --json)
 seed=(--peer seed-flask --peer-dir "$SEED_FLASK_DIR")
 
