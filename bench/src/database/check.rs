@@ -51,6 +51,16 @@ impl Check {
         }
     }
 
+    /// What each failed check was about, for tests to compare.
+    #[cfg(test)]
+    pub fn failed(checks: &[Check]) -> Vec<&'static str> {
+        checks
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| c.what)
+            .collect()
+    }
+
     pub fn passed(&self) -> bool {
         match self.bound {
             Bound::Exactly => self.actual == self.expected,
@@ -290,14 +300,6 @@ mod tests {
         orders.iter().map(|o| o.to_string()).collect()
     }
 
-    fn failed(checks: &[Check]) -> Vec<&'static str> {
-        checks
-            .iter()
-            .filter(|c| !c.passed())
-            .map(|c| c.what)
-            .collect()
-    }
-
     /// N0 answered `success` twice (a repeat); N1 committed but its reply timed out; N2 refused.
     const ORDERS: [(&str, &str); 4] = [
         ("BENCHxN0", "paid"),
@@ -319,7 +321,7 @@ mod tests {
             .await
             .unwrap();
 
-        assert_eq!(failed(&checks), Vec::<&str>::new(), "{checks:#?}");
+        assert_eq!(Check::failed(&checks), Vec::<&str>::new(), "{checks:#?}");
     }
 
     #[tokio::test]
@@ -329,7 +331,10 @@ mod tests {
         let lost = answered(&["BENCHxN0", "BENCHxN2"]);
         let checks = check_answered(&url, &scope(), &lost, 4, 2).await.unwrap();
 
-        assert_eq!(failed(&checks), vec!["orders answered success, paid"]);
+        assert_eq!(
+            Check::failed(&checks),
+            vec!["orders answered success, paid"]
+        );
     }
 
     #[tokio::test]
@@ -342,7 +347,7 @@ mod tests {
             .unwrap();
 
         assert!(
-            failed(&checks).contains(&"orders applied twice"),
+            Check::failed(&checks).contains(&"orders applied twice"),
             "{checks:#?}"
         );
     }
@@ -357,7 +362,7 @@ mod tests {
             .unwrap();
 
         assert!(
-            failed(&checks).contains(&"other orders paid"),
+            Check::failed(&checks).contains(&"other orders paid"),
             "{checks:#?}"
         );
     }
@@ -368,6 +373,9 @@ mod tests {
 
         let checks = check(&url, &scope(), 3, 4).await.unwrap();
 
-        assert!(failed(&checks).contains(&"sent orders paid"), "{checks:#?}");
+        assert!(
+            Check::failed(&checks).contains(&"sent orders paid"),
+            "{checks:#?}"
+        );
     }
 }

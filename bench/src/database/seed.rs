@@ -177,14 +177,6 @@ mod tests {
         .unwrap();
     }
 
-    fn failed(checks: &[Check]) -> Vec<&'static str> {
-        checks
-            .iter()
-            .filter(|c| !c.passed())
-            .map(|c| c.what)
-            .collect()
-    }
-
     /// Seeds a plan on the tests' Postgres with the seed's schema, pays the sent orders with the
     /// seed's statement (amounts compared as numeric, so the conversion must be exact), checks;
     /// then a paid order re-updated must fail the check.
@@ -219,9 +211,9 @@ mod tests {
             .await
             .unwrap();
         database.remove().await.unwrap();
-        assert_eq!(failed(&clean), Vec::<&str>::new(), "{clean:#?}");
+        assert_eq!(Check::failed(&clean), Vec::<&str>::new(), "{clean:#?}");
         assert_eq!(
-            failed(&checks),
+            Check::failed(&checks),
             vec!["paid events (one per order)", "orders paid more than once"]
         );
     }
