@@ -598,11 +598,9 @@ mod tests {
     }
 
     /// The whole seed path (start, warm-up, load, check, stop, drop the database) on a small
-    /// plan. Needs the seed's folder and its venv, which lie outside the repository (building
-    /// the venv needs PyPI, which CI must not), so it runs on request and fails loudly without
-    /// them: `cargo test -p alipay-notify-bench -- --ignored` after `bench/seed-side-by-side.sh`.
+    /// plan. Needs the seed's folder beside the checkout and its venv (`.ci/run` and
+    /// `bench/seed-side-by-side.sh` build it with pip); fails loudly without them.
     #[tokio::test]
-    #[ignore = "needs ../shared/peers/seed-flask and its venv (bench/seed-side-by-side.sh makes it)"]
     async fn the_seed_peer_pays_every_order_once() {
         let venv = std::env::var("SEED_VENV").unwrap_or_else(|_| "/tmp/seed-flask-venv".into());
         let dir = peer::seed_dir_for_tests().expect("no seed-flask folder (set SEED_FLASK_DIR)");

@@ -180,9 +180,8 @@ mod tests {
     /// Seeds a plan on the tests' Postgres with the seed's schema, pays the sent orders with the
     /// seed's statement (amounts compared as numeric, so the conversion must be exact), checks;
     /// then a paid order re-updated must fail the check.
-    /// Needs the seed's schema from outside the repository; on request, failing without it.
+    /// Needs the seed's folder beside the checkout; fails loudly without it.
     #[tokio::test]
-    #[ignore = "needs ../shared/peers/seed-flask (cargo test -p alipay-notify-bench -- --ignored)"]
     async fn orders_paid_by_the_seeds_statement_pass_and_a_second_payment_fails() {
         let schema = crate::peer::seed_dir_for_tests()
             .map(|d| d.join("schema.sql"))
