@@ -2,7 +2,7 @@
 """Where the service's CPU goes: reads `perf script -F comm,tid,ip,sym,dso` (a file, or - for
 stdin) and puts each sample in the first category that appears anywhere in its stack (so the
 order of RULES matters: the RSA verify before the HTTP stack it runs under), then prints shares.
-See README "Where the CPU goes"."""
+See README "Where the CPU went"."""
 import sys, collections
 RULES = [
  ("RSA verify (aws-lc)", ["rsa_verify","EVP_DigestVerify","BN_mod_exp"]),

@@ -126,7 +126,7 @@ pub fn router(state: AppState) -> Router {
         // headers mean nothing there, and its one log line (with the order, the notify_id and
         // the verdict) finds a notification better than a request id would. The stack's request
         // id, span and headers were a tenth of the CPU a notification costs (README, "Where the
-        // CPU goes"). It keeps its own body limit and timeout, answering them in the protocol's
+        // CPU went"). It keeps its own body limit and timeout, answering them in the protocol's
         // words.
         .merge(notify::router())
         .with_state(state)
