@@ -104,6 +104,10 @@ pub struct BenchArgs {
     /// throughput and the delay from commit to arrival.
     #[arg(long, conflicts_with = "target")]
     webhooks: bool,
+    /// With --rate: write and fdatasync 4 KiB every 10 ms in this folder while the load runs (put
+    /// it on the database's disk), and report the disk's stalls beside the slow requests.
+    #[arg(long, requires = "rate")]
+    disk_probe: Option<PathBuf>,
     /// `RUST_LOG` for the service started here (any EnvFilter string, e.g. `warn`). Default:
     /// unset, so the service logs with its production filter (every notification at `info`).
     #[arg(long, conflicts_with = "target")]
@@ -246,7 +250,7 @@ impl BenchArgs {
         );
         let measured = self
             .load(&client, notify_url.as_str(), &requests, plan)
-            .await;
+            .await?;
         let cpu_after = (
             service.cpu_seconds(),
             service::cpu_seconds("/proc/self/stat"),
@@ -335,7 +339,7 @@ impl BenchArgs {
         let cpu_before = service::cpu_seconds("/proc/self/stat");
         let measured = self
             .load(&client, notify_url.as_str(), &requests, plan)
-            .await;
+            .await?;
         let bench_cpu_seconds =
             service::cpu_used(cpu_before, service::cpu_seconds("/proc/self/stat"));
 
@@ -416,7 +420,7 @@ impl BenchArgs {
         };
         let load_average = report::load_average();
         let cpu_before = (seed.cpu_seconds(), service::cpu_seconds("/proc/self/stat"));
-        let measured = self.load(&client, &notify_url, &requests, plan).await;
+        let measured = self.load(&client, &notify_url, &requests, plan).await?;
         let cpu_after = (seed.cpu_seconds(), service::cpu_seconds("/proc/self/stat"));
 
         let load = &measured.load;
@@ -499,7 +503,7 @@ impl BenchArgs {
         notify_url: &str,
         requests: &Requests,
         plan: &Plan,
-    ) -> Measured {
+    ) -> anyhow::Result<Measured> {
         let bodies = requests.bodies.clone();
         let bar = self.bar(bodies.len(), "notify");
         let measured = match &plan.schedule {
@@ -507,14 +511,35 @@ impl BenchArgs {
                 load::send_all(client, notify_url, bodies, self.concurrency, &bar).await,
             ),
             Some(schedule) => {
-                let outcomes =
-                    open_loop::run(client, notify_url, bodies, schedule, self.concurrency, &bar)
-                        .await;
-                Measured::open(schedule, &outcomes)
+                let probe = match &self.disk_probe {
+                    Some(dir) => Some(disk::Probe::start(dir).with_context(|| {
+                        format!("starting the disk probe in {}", dir.display())
+                    })?),
+                    None => None,
+                };
+                let start = Instant::now();
+                let outcomes = open_loop::run(
+                    start,
+                    client,
+                    notify_url,
+                    bodies,
+                    schedule,
+                    self.concurrency,
+                    &bar,
+                )
+                .await;
+                let mut measured = Measured::open(schedule, &outcomes);
+                if let (Some(probe), Some(dir)) = (probe, &self.disk_probe) {
+                    let syncs = probe.finish(start).context("the disk probe")?;
+                    measured.open_loop = measured.open_loop.map(|figures| {
+                        figures.with_disk_probe(dir.display().to_string(), &syncs, &outcomes)
+                    });
+                }
+                measured
             }
         };
         bar.finish_and_clear();
-        measured
+        Ok(measured)
     }
 
     /// A progress bar on stderr; hidden with --json (and by indicatif when stderr is no terminal).
@@ -549,6 +574,15 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
         Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn the_disk_probe_goes_with_the_open_loop() {
+        let error = parse(&["--disk-probe", "/tmp"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+
+        let args = parse(&["--rate", "10", "--duration", "1", "--disk-probe", "/tmp"]).unwrap();
+        assert_eq!(args.disk_probe, Some(PathBuf::from("/tmp")));
     }
 
     #[test]

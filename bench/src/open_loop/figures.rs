@@ -9,8 +9,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::schedule::Schedule;
+use super::stalls::{slowest_by_second, DiskStalls};
 use super::timeline::{timeline, Second};
 use super::{Outcome, Reply};
+use crate::disk::Sync;
 use crate::load::{new_histogram, LoadResult};
 
 #[derive(Debug, Serialize)]
@@ -34,6 +36,9 @@ pub struct OpenLoop {
     pub dispatch_delay_ms: Spread,
     /// Second by second: `sent` by when requests went out, the rest by when their reply ended.
     pub timeline: Vec<Second>,
+    /// With `--disk-probe`: the disk's stalls during the run, set beside the slow requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_probe: Option<DiskStalls>,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,7 +108,18 @@ impl OpenLoop {
             send_delay_ms: delays(|o| o.sent),
             dispatch_delay_ms: delays(|o| Some(o.dispatched)),
             timeline: timeline(outcomes),
+            disk_probe: None,
         }
+    }
+
+    /// Adds what a disk probe in `dir` saw during the run (`syncs` timed like `outcomes`).
+    pub fn with_disk_probe(mut self, dir: String, syncs: &[Sync], outcomes: &[Outcome]) -> Self {
+        let slowest = slowest_by_second(syncs, self.timeline.len());
+        for (second, slowest) in self.timeline.iter_mut().zip(slowest) {
+            second.disk_sync_max_ms = slowest;
+        }
+        self.disk_probe = Some(DiskStalls::new(dir, syncs, outcomes));
+        self
     }
 
     /// The report's lines for people.
@@ -161,10 +177,22 @@ impl OpenLoop {
                 format!("p50 {:.2}  p99 {:.2}  max {:.2} ms", d.p50, d.p99, d.max),
             ));
         }
+        if let Some(disk) = &self.disk_probe {
+            out.extend(disk.lines());
+        }
         out.push("  per second (sent by send time; replies by the time they ended):".into());
+        let probed = self.disk_probe.is_some();
         out.push(format!(
-            "    {:>4} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}",
-            "s", "sent", "success", "503", "other", "errors", "p50 ms", "p99 ms"
+            "    {:>4} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}{}",
+            "s",
+            "sent",
+            "success",
+            "503",
+            "other",
+            "errors",
+            "p50 ms",
+            "p99 ms",
+            if probed { "  slowest sync ms" } else { "" }
         ));
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
         // A stretch of silent seconds (a stalled service) is one line, not one per second.
@@ -177,8 +205,12 @@ impl OpenLoop {
                 ));
                 continue;
             }
+            let sync = match probed {
+                true => format!(" {:>16}", ms(first.disk_sync_max_ms)),
+                false => String::new(),
+            };
             out.push(format!(
-                "    {:>4} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}",
+                "    {:>4} {:>7} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}{sync}",
                 first.second,
                 first.sent,
                 first.success,
@@ -280,7 +312,7 @@ impl Percentiles {
 }
 
 impl Spread {
-    fn of(latencies: impl IntoIterator<Item = Duration>) -> Self {
+    pub(super) fn of(latencies: impl IntoIterator<Item = Duration>) -> Self {
         let mut sorted: Vec<Duration> = latencies.into_iter().collect();
         sorted.sort_unstable();
         let at = |q| quantile(&sorted, q).map_or(0.0, ms);

@@ -8,6 +8,7 @@
 mod connections;
 pub mod figures;
 pub mod schedule;
+mod stalls;
 #[cfg(test)]
 mod tests;
 mod timeline;
@@ -53,10 +54,11 @@ pub enum Reply {
     Error(String),
 }
 
-/// Sends `bodies[i]` at slot `i` of `schedule` to `url`, over at most `connections` keep-alive
-/// connections, and waits for every reply (or its timeout, 30 s after its intended time).
-/// Outcomes come back in schedule order.
+/// Sends `bodies[i]` at slot `i` of `schedule` (timed from `start`) to `url`, over at most
+/// `connections` keep-alive connections, and waits for every reply (or its timeout, 30 s after
+/// its intended time). Outcomes come back in schedule order.
 pub async fn run(
+    start: Instant,
     client: &reqwest::Client,
     url: &str,
     bodies: Arc<Vec<Arc<[u8]>>>,
@@ -69,9 +71,8 @@ pub async fn run(
         runtime: tokio::runtime::Handle::current(),
         connections: Connections::new(client, url, connections),
         progress: progress.clone(),
-        start: Instant::now(),
+        start,
     };
-    let start = pacer.start;
     let slots: Vec<Slot> = schedule.slots().collect();
     let requests = tokio::task::spawn_blocking(move || pacer.send_all(&slots, &bodies))
         .await

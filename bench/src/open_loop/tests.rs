@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, State};
 use axum::routing::post;
@@ -69,6 +69,7 @@ async fn open_loop(url: &str, rate: f64, seconds: f64, connections: usize) -> Ve
     let client = load::client(connections).unwrap();
     let bodies = bodies(schedule.requests());
     run(
+        Instant::now(),
         &client,
         url,
         bodies,

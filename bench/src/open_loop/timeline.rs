@@ -20,6 +20,9 @@ pub struct Second {
     pub errors: usize,
     pub success_p50_ms: Option<f64>,
     pub success_p99_ms: Option<f64>,
+    /// With `--disk-probe`: the longest sync the probe began in this second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_sync_max_ms: Option<f64>,
 }
 
 impl Second {
@@ -42,6 +45,7 @@ pub fn timeline(outcomes: &[Outcome]) -> Vec<Second> {
                 errors: 0,
                 success_p50_ms: None,
                 success_p99_ms: None,
+                disk_sync_max_ms: None,
             };
             (row, Vec::new())
         })
