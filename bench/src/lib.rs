@@ -512,9 +512,12 @@ impl BenchArgs {
             ),
             Some(schedule) => {
                 let probe = match &self.disk_probe {
-                    Some(dir) => Some(disk::Probe::start(dir).with_context(|| {
-                        format!("starting the disk probe in {}", dir.display())
-                    })?),
+                    Some(dir) => Some((
+                        dir,
+                        disk::Probe::start(dir).with_context(|| {
+                            format!("starting the disk probe in {}", dir.display())
+                        })?,
+                    )),
                     None => None,
                 };
                 let start = Instant::now();
@@ -529,7 +532,7 @@ impl BenchArgs {
                 )
                 .await;
                 let mut measured = Measured::open(schedule, &outcomes);
-                if let (Some(probe), Some(dir)) = (probe, &self.disk_probe) {
+                if let Some((dir, probe)) = probe {
                     let syncs = probe.finish(start).context("the disk probe")?;
                     measured.open_loop = measured.open_loop.map(|figures| {
                         figures.with_disk_probe(dir.display().to_string(), &syncs, &outcomes)
