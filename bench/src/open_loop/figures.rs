@@ -335,9 +335,13 @@ pub(super) fn ms(d: Duration) -> f64 {
 }
 
 fn per_second(count: usize, over: Option<Duration>) -> f64 {
-    let seconds = over.map_or(0.0, |d| d.as_secs_f64());
-    if seconds > 0.0 {
-        count as f64 / seconds
+    share(count as f64, over.map_or(0.0, |d| d.as_secs_f64()))
+}
+
+/// `part / whole`, or 0 when there is no whole (nothing sent, no time elapsed).
+pub(super) fn share(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
     } else {
         0.0
     }

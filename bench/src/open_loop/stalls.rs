@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::figures::{ms, quantile, Spread};
+use super::figures::{ms, quantile, share, Spread};
 use super::{Outcome, Reply};
 use crate::disk::Sync;
 
@@ -119,14 +119,6 @@ fn overlaps_a_stall(stalls: &[&Sync], from: Duration, to: Duration) -> bool {
     stalls
         .get(first_ending_after)
         .is_some_and(|stall| stall.at < to)
-}
-
-fn share(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 {
-        part / whole
-    } else {
-        0.0
-    }
 }
 
 #[cfg(test)]
